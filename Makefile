@@ -1,0 +1,66 @@
+# Serverless Boundary Lab. `make help` lists the targets.
+SHELL := /bin/bash
+PY := .venv/bin/python
+PROFILE ?= seed
+TOPOLOGY ?= both
+
+.DEFAULT_GOAL := help
+.PHONY: help venv up down status test test-unit bench load load-ui report story experiment \
+	chaos kill-switch verify bootstrap teardown dashboards
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+venv: ## build the lab's pinned virtual environment (.venv)
+	@bash scripts/ensure-venv.sh
+
+up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host)
+	@$(PY) -m labctl up
+
+down: ## stop everything the lab started; no process or port is left behind
+	@if [ -x $(PY) ]; then $(PY) -m labctl down; else echo "nothing to stop (no .venv)"; fi
+
+status: ## show what is running and where
+	@$(PY) -m labctl status
+
+test: venv ## run the whole test suite against real LocalStack, Prometheus and Locust
+	@bash scripts/run-tests.sh
+
+test-unit: venv ## run the fast unit tests only
+	@$(PY) -m pytest tests/unit -q
+
+bench: venv ## run the benchmarks and print their figures
+	@$(PY) -m benchmarks
+
+bootstrap: venv ## (re)provision both topologies on the running LocalStack
+	@$(PY) -m bootstrap provision
+
+teardown: venv ## remove what bootstrap provisioned
+	@$(PY) -m bootstrap teardown
+
+load: venv ## run Locust headless: PROFILE=seed|seed-code|smoke TOPOLOGY=both|no-flow-control|flow-control
+	@$(PY) -m load run --profile $(PROFILE) --topology $(TOPOLOGY)
+
+load-ui: venv ## open Locust's web UI instead
+	@$(PY) -m load ui --profile $(PROFILE) --topology $(TOPOLOGY)
+
+dashboards: venv ## regenerate Grafana dashboards from code and lint them
+	@$(PY) -m grafana.build
+
+report: venv ## write reports/<run>/report.md with plots and the order ledger
+	@$(PY) -m report build
+
+story: venv ## print one order's story: make story ID=<correlation_id>
+	@$(PY) -m report story "$(ID)"
+
+experiment: venv ## smoke load on both topologies, drain, report; fails if the article is not reproduced
+	@$(PY) -m report experiment
+
+chaos: venv ## failure injection: make chaos ARGS="on --function delivery --mode latency ..." | ARGS=status
+	@$(PY) -m resilience.chaos $(ARGS)
+
+kill-switch: venv ## make kill-switch STATE=on|off [FUNCTION=...]
+	@$(PY) -m resilience.kill_switch $(STATE) $(FUNCTION)
+
+verify: venv ## run the continuous-verification experiments against the running lab
+	@$(PY) -m resilience.verify

@@ -1,0 +1,62 @@
+"""LocalStack 4.14 as a host process (host mode), with state and logs under a project folder."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import urllib.request
+from pathlib import Path
+
+from labctl import processes
+from labctl.settings import STATE_DIR, Settings
+
+HEALTH_PATH = "/_localstack/health"
+# The services the lab uses; fewer services, faster start.
+SERVICES = (
+    "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts"
+)
+
+
+def localstack_environment(settings: Settings, state_dir: Path, port: int) -> dict[str, str]:
+    """Environment for a host-mode LocalStack; compose sets the same values from `.env`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALSTACK_", "AWS_"))}
+    env.update(
+        {
+            "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+            "SERVICES": SERVICES,
+            # This machine has /.dockerenv; LocalStack would otherwise use /var/lib/localstack.
+            "OVERRIDE_IN_DOCKER": "0",
+            "FILESYSTEM_ROOT": str(state_dir / "filesystem"),
+            # Without internet the shutdown analytics step hangs SIGTERM: switch it off.
+            "DISABLE_EVENTS": "1",
+            # LocalStack's DNS server would try to bind port 53; the lab needs none.
+            "DNS_ADDRESS": "0",
+            "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR", "process"),
+            "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+            "LAB_STATE_DIR": str(state_dir),
+        }
+    )
+    return env
+
+
+def health(url: str) -> dict:
+    with urllib.request.urlopen(url + HEALTH_PATH, timeout=2) as response:
+        return json.load(response)
+
+
+def is_ready(url: str) -> bool:
+    services = health(url).get("services", {})
+    return services.get("lambda") in ("available", "running")
+
+
+def start(settings: Settings, name: str = "localstack", timeout: float = 90.0) -> processes.ManagedProcess:
+    port = settings.port("LAB_LOCALSTACK_PORT")
+    state_dir = STATE_DIR / name
+    state_dir.mkdir(parents=True, exist_ok=True)
+    env = localstack_environment(settings, state_dir, port)
+    process = processes.start(name, [sys.executable, "-m", "localstack.runtime.main"], env=env)
+    url = f"http://127.0.0.1:{port}"
+    waited = processes.wait_until(lambda: is_ready(url), f"LocalStack on {url}", timeout, process)
+    print(f"  LocalStack 4.14.0 healthy after {waited:.1f} s (log: {process.log_file})", flush=True)
+    return process

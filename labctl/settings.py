@@ -1,0 +1,79 @@
+"""The lab's settings: `.env` at the repository root, overridden by the process environment.
+
+Docker Compose reads the same `.env` for variable substitution, so both ways to run the lab are
+driven by one file.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+STATE_DIR = REPO_ROOT / ".lab"
+
+
+class SettingsError(ValueError):
+    """A setting is missing or malformed; the message says what to do."""
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse KEY=VALUE lines; blank lines and # comments are skipped."""
+    values: dict[str, str] = {}
+    if not path.exists():
+        return values
+    for number, raw in enumerate(path.read_text().splitlines(), start=1):
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep or not key.strip().isidentifier():
+            raise SettingsError(f"{path}:{number}: expected KEY=VALUE, got {raw!r}")
+        values[key.strip()] = value.strip().strip("'\"")
+    return values
+
+
+@dataclass(frozen=True)
+class Settings:
+    values: dict[str, str]
+
+    @classmethod
+    def load(cls, env_file: Path | None = None) -> Settings:
+        values = read_env_file(env_file or REPO_ROOT / ".env")
+        values.update({k: v for k, v in os.environ.items() if k in values or k.startswith("LAB_")})
+        return cls(values)
+
+    def get(self, key: str, default: str | None = None) -> str:
+        value = self.values.get(key, default)
+        if value is None:
+            raise SettingsError(f"setting {key} is missing: add {key}=... to .env")
+        return value
+
+    def port(self, key: str) -> int:
+        raw = self.get(key)
+        if not raw.isdigit() or not 0 < int(raw) < 65536:
+            raise SettingsError(f"setting {key}={raw!r} is not a TCP port: use a number 1-65535")
+        return int(raw)
+
+    def integer(self, key: str, minimum: int = 0) -> int:
+        raw = self.get(key)
+        try:
+            value = int(raw)
+        except ValueError:
+            raise SettingsError(f"setting {key}={raw!r} is not a whole number") from None
+        if value < minimum:
+            raise SettingsError(f"setting {key}={value} must be at least {minimum}")
+        return value
+
+    @property
+    def localstack_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('LAB_LOCALSTACK_PORT')}"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('LAB_PROMETHEUS_PORT')}"
+
+    @property
+    def grafana_url(self) -> str:
+        return f"http://127.0.0.1:{self.port('LAB_GRAFANA_PORT')}"
