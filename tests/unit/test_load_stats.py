@@ -1,0 +1,64 @@
+"""Per-phase counting, progress lines, targets file parsing."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from load.profiles import get_profile
+from load.stats import RunStats
+from load.targets import TargetError, load_targets, selected_topologies
+
+
+def test_sends_are_counted_in_the_phase_they_start_in(tmp_path: Path) -> None:
+    profile = get_profile("smoke")
+    stats = RunStats(profile, ("no-flow-control", "flow-control"))
+    for t in (0, 5, 9.999):
+        stats.on_send("no-flow-control", t, t)
+    phase = stats.on_send("no-flow-control", 10.0, 9.9)  # the boundary starts phase 2
+    stats.on_result("no-flow-control", phase, 0.05, failed=True)
+    stats.on_send("flow-control", 500, 179.9)  # a late ticket after the end: last phase
+    rows = {(r.index, r.topology): r for r in stats.results()}
+    assert rows[(0, "no-flow-control")].sent == 3
+    assert rows[(1, "no-flow-control")].sent == 1
+    assert rows[(1, "no-flow-control")].failed == 1
+    assert rows[(3, "flow-control")].sent == 1
+    assert rows[(0, "no-flow-control")].actual_rate == pytest.approx(0.3)
+    assert rows[(0, "no-flow-control")].deviation == pytest.approx(0.3 / 2 - 1)
+    assert rows[(1, "no-flow-control")].target_rate == pytest.approx(3.5)
+
+    stats.write(tmp_path, {"profile": "smoke"})
+    table = list(csv.DictReader(open(tmp_path / "phases.csv")))
+    assert len(table) == 8 and table[0]["sent"] == "3"
+    facts = json.loads((tmp_path / "phases.json").read_text())
+    assert facts["profile"] == "smoke" and facts["max_lateness_s"]["flow-control"] > 300
+
+
+def test_progress_line_names_phase_target_and_actual() -> None:
+    stats = RunStats(get_profile("smoke"), ("flow-control",))
+    for i in range(40):
+        stats.on_send("flow-control", 35 + i * 0.125, 35 + i * 0.125)
+    line = stats.progress_line(40.0, users=30, backlog=0)
+    assert "phase 3/4 'ramp past the courier limit'" in line
+    assert "target  5.10 req/s" in line  # 4 + 11 * 10/100
+    assert "flow-control  8.00 req/s" in line  # 40 sends in the last 5 s
+
+
+def test_targets_from_endpoints_file(tmp_path: Path) -> None:
+    path = tmp_path / "endpoints.json"
+    path.write_text(json.dumps({"topologies": {
+        "no-flow-control": {"account": "111111111111", "notify_url": "http://a/notify"},
+        "flow-control": {"account": "222222222222", "notify_url": "http://b/notify"},
+    }}))
+    assert [t.notify_url for t in load_targets("both", path)] == ["http://a/notify", "http://b/notify"]
+    assert [t.topology for t in load_targets("flow-control", path)] == ["flow-control"]
+    with pytest.raises(TargetError, match="choose one of no-flow-control, flow-control, both"):
+        selected_topologies("all")
+    with pytest.raises(TargetError, match="does not exist: run `make up`"):
+        load_targets("both", tmp_path / "missing.json")
+    path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "ftp://x"}}}))
+    with pytest.raises(TargetError, match="'no-flow-control' has no http"):
+        load_targets("both", path)
