@@ -1,0 +1,248 @@
+"""The `process` runtime executor: LocalStack 4.14 runs Python zip functions as local processes.
+
+What the Lambda runtime interface emulator does inside a Docker container, this executor does for
+a forked process: it enforces the function timeout, turns handler exceptions into FunctionError
+payloads, writes START / END / REPORT around each invocation's logs, and replaces an environment
+that crashed or timed out with a fresh one (a new init) on the next invocation.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import threading
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from localstack import config
+from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationResult
+from localstack.services.lambda_.invocation.runtime_executor import (
+    LambdaRuntimeException,
+    RuntimeExecutor,
+)
+
+from lab_platform.executor import interpreters
+from lab_platform.executor import zygote as wire
+from lab_platform.executor.zygotes import POOL, Zygote
+
+LOG = logging.getLogger(__name__)
+# Init (handler import) limit, as AWS's 10 s init phase for on-demand functions.
+INIT_TIMEOUT_SECONDS = float(os.environ.get("LAB_EXECUTOR_INIT_TIMEOUT", "10"))
+
+
+def _zygote_key(version: FunctionVersion) -> str:
+    return f"{version.qualified_arn}#{version.config.revision_id}"
+
+
+def _code_dir(version: FunctionVersion) -> str:
+    if version.config.code is None:
+        raise LambdaRuntimeException("the process executor runs zip functions only (no image)")
+    return str(version.config.code.get_unzipped_code_location())
+
+
+def _zygote_env(version: FunctionVersion) -> dict[str, str]:
+    """The zygote imports modules under the function's own configuration, as its init would."""
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+        "LANG": "C.UTF-8",
+        "TZ": "UTC",
+        "AWS_REGION": version.id.region,
+        "AWS_DEFAULT_REGION": version.id.region,
+        "AWS_LAMBDA_FUNCTION_NAME": version.id.function_name,
+        "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(version.config.memory_size),
+        "AWS_EXECUTION_ENV": f"AWS_Lambda_{version.config.runtime}",
+    }
+    env.update({k: str(v) for k, v in (version.config.environment or {}).items()})
+    return env
+
+
+def _start_zygote(version: FunctionVersion) -> Zygote:
+    interpreter = interpreters.interpreter_for(version.config.runtime)
+    runtime_lib = interpreters.runtime_library_dir(Path(config.dirs.tmp))
+    return Zygote(interpreter, _code_dir(version), str(runtime_lib), _zygote_env(version))
+
+
+def _max_memory_mb(pid: int) -> int:
+    # VmHWM of the environment itself; ru_maxrss would report the parent's peak.
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return math.ceil(int(line.split()[1]) / 1024)
+    except OSError:
+        pass
+    return 0
+
+
+class ProcessRuntimeExecutor(RuntimeExecutor):
+    def __init__(self, id: str, function_version: FunctionVersion) -> None:
+        super().__init__(id=id, function_version=function_version)
+        self._env_vars: dict[str, str] = {}
+        self._sock: socket.socket | None = None
+        self._pid: int | None = None
+        self._init_ms: float | None = None
+        self._pending_logs = ""  # init logs, written before the first START as on AWS
+        self._all_logs: list[str] = []
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self, env_vars: dict[str, str]) -> None:
+        env = {k: str(v) for k, v in env_vars.items()}
+        env.update(
+            {
+                "LAMBDA_TASK_ROOT": _code_dir(self.function_version),
+                "AWS_EXECUTION_ENV": f"AWS_Lambda_{self.function_version.config.runtime}",
+                "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+                "LANG": "C.UTF-8",
+                "HOME": os.environ.get("HOME", "/tmp"),
+            }
+        )
+        self._env_vars = env
+        self._spawn()
+
+    def _spawn(self) -> None:
+        zygote = POOL.get(_zygote_key(self.function_version), lambda: _start_zygote(self.function_version))
+        try:
+            sock, pid = zygote.spawn(self._env_vars)
+        except Exception:
+            # The zygote died (killed, OOM): start a new one once.
+            POOL.stop(_zygote_key(self.function_version))
+            zygote = POOL.get(_zygote_key(self.function_version), lambda: _start_zygote(self.function_version))
+            sock, pid = zygote.spawn(self._env_vars)
+        self._sock, self._pid = sock, pid
+        logs: list[str] = []
+        sock.settimeout(INIT_TIMEOUT_SECONDS + 5)
+        try:
+            while True:
+                frame = wire.recv_frame(sock)
+                if frame["t"] == "log":
+                    logs.append(frame["d"])
+                elif frame["t"] == "ready":
+                    self._init_ms = frame["init_ms"]
+                    break
+        except (EOFError, OSError) as error:
+            self._kill()
+            raise LambdaRuntimeException(f"environment {self.id} died during init: {error}") from error
+        self._pending_logs = "".join(logs)
+        self._all_logs.append(self._pending_logs)
+
+    def _kill(self) -> None:
+        if self._pid:
+            try:
+                os.kill(self._pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        if self._sock:
+            self._sock.close()
+        self._sock = self._pid = None
+
+    def stop(self) -> None:
+        with self._lock:
+            self._kill()
+
+    # ------------------------------------------------------------------ invoke
+    def invoke(self, payload: dict[str, str]) -> InvocationResult:
+        request_id = payload["invoke-id"]
+        timeout = float(self.function_version.config.timeout)
+        memory = self.function_version.config.memory_size
+        with self._lock:
+            if self._sock is None:
+                # The previous invocation crashed or timed out: a fresh environment, a new init.
+                self._spawn()
+            init_ms, self._init_ms = self._init_ms, None
+            logs = [self._pending_logs, f"START RequestId: {request_id} Version: {self.function_version.id.qualifier}\n"]
+            self._pending_logs = ""
+            began = time.perf_counter()
+            deadline = time.time() + timeout
+            result_payload, is_error, crashed = self._exchange(payload, request_id, deadline, logs)
+            duration_ms = (time.perf_counter() - began) * 1000
+            max_memory = _max_memory_mb(self._pid) if self._pid else 0
+            if crashed:
+                self._kill()
+        if crashed == "timeout":
+            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+            logs.append(f"{stamp} {request_id} Task timed out after {timeout:.2f} seconds\n")
+            result_payload = json.dumps({
+                "errorType": "Sandbox.Timedout",
+                "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
+            })
+        elif crashed == "exit":
+            logs.append(f"RequestId: {request_id} Error: Runtime exited without providing a reason\nRuntime.ExitError\n")
+            result_payload = json.dumps({
+                "errorType": "Runtime.ExitError",
+                "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason",
+            })
+        logs.append(f"END RequestId: {request_id}\n")
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\t"
+            f"Billed Duration: {max(1, math.ceil(duration_ms))} ms\tMemory Size: {memory} MB\t"
+            f"Max Memory Used: {max_memory} MB"
+        )
+        if init_ms is not None:
+            report += f"\tInit Duration: {init_ms:.2f} ms"
+        logs.append(report + "\t\n")
+        text = "".join(logs)
+        self._all_logs.append(text)
+        del self._all_logs[:-50]
+        return InvocationResult(request_id, result_payload.encode(), is_error, text)
+
+    def _exchange(self, payload: dict, request_id: str, deadline: float, logs: list[str]):
+        """Send one invocation and read frames until its result; returns (payload, error, crash)."""
+        sock = self._sock
+        assert sock is not None
+        try:
+            wire.send_frame(sock, {
+                "t": "invoke", "id": request_id, "payload": payload.get("payload") or "",
+                "arn": payload.get("invoked-function-arn", ""), "trace": payload.get("trace-id", ""),
+                "deadline_ms": int(deadline * 1000),
+            })
+            while True:
+                remaining = deadline - time.time()
+                if remaining <= 0:
+                    return "", True, "timeout"
+                sock.settimeout(remaining)
+                frame = wire.recv_frame(sock)
+                if frame["t"] == "log":
+                    logs.append(frame["d"])
+                elif frame["t"] == "result":
+                    return frame["payload"], not frame["ok"], None
+        except socket.timeout:
+            return "", True, "timeout"
+        except (EOFError, OSError):
+            return "", True, "exit"
+
+    # ------------------------------------------------------------------ addresses
+    def get_address(self) -> str:
+        return "127.0.0.1"
+
+    def get_endpoint_from_executor(self) -> str:
+        # Environments are local processes: they reach LocalStack on loopback.
+        return "127.0.0.1"
+
+    def get_runtime_endpoint(self) -> str:
+        return f"http://127.0.0.1:{config.GATEWAY_LISTEN[0].port}/_localstack_lambda/{self.id}"
+
+    def get_logs(self) -> str:
+        return "".join(self._all_logs)
+
+    # ------------------------------------------------------------------ versions
+    @classmethod
+    def prepare_version(cls, function_version: FunctionVersion) -> None:
+        if function_version.config.code:
+            function_version.config.code.prepare_for_execution()
+        # Fails early and clearly on an unsupported runtime; the zygote then warms up here,
+        # so the first invocation pays a fork, not an interpreter start.
+        interpreters.interpreter_for(function_version.config.runtime)
+        POOL.get(_zygote_key(function_version), lambda: _start_zygote(function_version))
+
+    @classmethod
+    def cleanup_version(cls, function_version: FunctionVersion) -> None:
+        POOL.stop(_zygote_key(function_version))
+
+    @classmethod
+    def validate_environment(cls) -> bool:
+        return True
