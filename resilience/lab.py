@@ -1,0 +1,119 @@
+"""The running lab as the CLIs see it: LocalStack URL, topologies (accounts) and function names.
+
+Read from `.lab/endpoints.json` (written by the bootstrap); a missing file falls back to the
+settings (`LAB_LOCALSTACK_PORT`) and the lab's fixed names, so the CLIs also work against a test
+LocalStack given `--endpoint-url`.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from labctl.settings import STATE_DIR, Settings
+
+ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+REGION = "us-east-1"
+ACCOUNTS = {"no-flow-control": "111111111111", "flow-control": "222222222222"}
+FUNCTIONS = {
+    "notification": "NotificationFunction",
+    "delivery": "DeliveryFunction",
+    "courier": "SlowApiFunction",
+}
+# accepted spellings of a function on the command line -> role
+ALIASES = {
+    "notification": "notification", "notificationfunction": "notification", "notify": "notification",
+    "delivery": "delivery", "deliveryfunction": "delivery",
+    "courier": "courier", "slow_api": "courier", "slowapi": "courier", "slowapifunction": "courier",
+}
+
+
+class LabError(RuntimeError):
+    """Unusable input or lab state; the message is one line saying what to do."""
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    account: str
+    region: str = REGION
+    functions: dict[str, str] = field(default_factory=lambda: dict(FUNCTIONS))
+    notify_url: str | None = None
+    queues: dict[str, str] = field(default_factory=dict)
+
+    def function(self, name: str) -> str:
+        """Role or function name -> this topology's function name."""
+        role = ALIASES.get(name.lower().replace("-", "_"))
+        if role is None:
+            if name in self.functions.values():
+                return name
+            raise LabError(
+                f"unknown function {name!r}: use one of {', '.join(sorted(self.functions))} "
+                f"or a function name ({', '.join(self.functions.values())})"
+            )
+        return self.functions[role]
+
+
+@dataclass(frozen=True)
+class Lab:
+    localstack_url: str
+    prometheus_url: str | None
+    topologies: dict[str, Topology]
+
+    def select(self, choice: str) -> list[Topology]:
+        if choice == "both":
+            return list(self.topologies.values())
+        if choice not in self.topologies:
+            raise LabError(f"unknown topology {choice!r}: choose {', '.join(self.topologies)} or both")
+        return [self.topologies[choice]]
+
+    def client(self, service: str, topology: Topology, **config: Any) -> Any:
+        """A boto3 client in the topology's account (LocalStack maps the access key to it)."""
+        return boto3.client(
+            service,
+            endpoint_url=self.localstack_url,
+            region_name=topology.region,
+            aws_access_key_id=topology.account,
+            aws_secret_access_key="test",
+            config=Config(retries={"max_attempts": 2}, **config),
+        )
+
+
+def load_lab(endpoint_url: str | None = None, path: Path = ENDPOINTS_FILE) -> Lab:
+    data: dict[str, Any] = {}
+    if path.exists():
+        try:
+            data = json.loads(path.read_text())
+        except json.JSONDecodeError as exc:
+            raise LabError(f"{path} is not valid JSON ({exc}): run `make bootstrap`") from None
+    settings = Settings.load()
+    url = endpoint_url or data.get("localstack_url")
+    if not url:
+        url = f"http://127.0.0.1:{settings.get('LAB_LOCALSTACK_PORT', '4566')}"
+    prometheus = data.get("prometheus_url") or (
+        f"http://127.0.0.1:{settings.get('LAB_PROMETHEUS_PORT', '9090')}"
+    )
+    raw_topologies = data.get("topologies") or {}
+    topologies = {}
+    for name, account in ACCOUNTS.items():
+        raw = raw_topologies.get(name) or {}
+        topologies[name] = Topology(
+            name=name,
+            account=str(raw.get("account") or account),
+            region=raw.get("region") or REGION,
+            functions={**FUNCTIONS, **(raw.get("functions") or {})},
+            notify_url=raw.get("notify_url"),
+            queues={k: v for k, v in (raw.get("queues") or {}).items() if v},
+        )
+    return Lab(url.rstrip("/"), prometheus.rstrip("/") if prometheus else None, topologies)
+
+
+def fail(message: str) -> None:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
