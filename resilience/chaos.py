@@ -80,6 +80,17 @@ def load_config_arg(text: str) -> dict[str, Any]:
     return document
 
 
+def require_function(lab: Lab, topology: Any, function: str) -> None:
+    lam = lab.client("lambda", topology)
+    try:
+        lam.get_function_configuration(FunctionName=function)
+    except lam.exceptions.ResourceNotFoundException:
+        raise LabError(
+            f"function {function} does not exist in {topology.name} ({topology.account}): "
+            "check the name or run `make bootstrap`"
+        ) from None
+
+
 def turn_on(lab: Lab, args: argparse.Namespace) -> None:
     from lab_faults import parse_config
 
@@ -88,6 +99,7 @@ def turn_on(lab: Lab, args: argparse.Namespace) -> None:
     parse_config({"faults": {args.mode: entry}} if entry is not None else load_config_arg(args.config))
     for topology in lab.select(args.topology):
         function = topology.function(args.function)
+        require_function(lab, topology, function)
         ssm = lab.client("ssm", topology)
         if args.config:
             document = load_config_arg(args.config)
