@@ -1,0 +1,99 @@
+"""`python -m report build|story|preview|experiment` (make report / story / experiment)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from report import endpoints as endpoints_mod
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m report", description=__doc__)
+    parser.add_argument("--endpoints", type=Path, default=None, help="default .lab/endpoints.json")
+    sub = parser.add_subparsers(dest="command", required=True)
+    b = sub.add_parser("build", help="write reports/<run>/report.md with plots and the ledger")
+    b.add_argument("--run", type=Path, help="a run folder (reports/<stamp>-<profile>-<topology>); default the newest")
+    b.add_argument("--start", help="start of the range instead of a run: ISO 8601, unix seconds, or -20m")
+    b.add_argument("--end", help="end of the range (default: the run's end, or now)")
+    b.add_argument("--profile", help="load profile of the range (for the capacity preview)")
+    b.add_argument("--out", type=Path, help="folder to write into (default: the run folder)")
+    b.add_argument("--settle", type=float, default=None,
+                   help="seconds after its last delivery line an order may still retry (default 240)")
+    s = sub.add_parser("story", help="every log line of one order, in time order")
+    s.add_argument("correlation_id", nargs="?", default="")
+    s.add_argument("--topology", choices=endpoints_mod.TOPOLOGIES, help="default: search both")
+    p = sub.add_parser("preview", help="capacity preview: where the configuration cannot hold")
+    p.add_argument("--profile", default="seed")
+    e = sub.add_parser("experiment", help="smoke load on both topologies, drain, report, verdict")
+    e.add_argument("--profile", default="smoke")
+    e.add_argument("--drain-timeout", type=float, default=None, help="seconds (default from the preview, >= 600)")
+    e.add_argument("--quiet", type=float, default=150.0, help="seconds with no invocation before drained")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    # Imports per command: `story` should not pay for matplotlib.
+    from report.config_sources import ConfigError
+    from report.prom import PrometheusError
+    from report.runs import RunError
+    from report.story import StoryError
+
+    try:
+        endpoints = endpoints_mod.load(args.endpoints)
+        if args.command == "story":
+            return _story(endpoints, args)
+        if args.command == "preview":
+            from report.capacity import preview, render_text
+            from report.config_sources import gather
+
+            print(render_text(preview(gather(args.profile, endpoints))))
+            return 0
+        if args.command == "build":
+            from report import build as build_mod
+            from report.collect import DEFAULT_SETTLE_SECONDS
+            from report.runs import resolve
+
+            window = resolve(args.run, args.start, args.end, args.profile)
+            path, _ = build_mod.build(endpoints, window, args.out, args.settle or DEFAULT_SETTLE_SECONDS)
+            print(path)
+            return 0
+        if args.command == "experiment":
+            from report.experiment import experiment
+
+            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet)
+    except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except _connection_errors() as error:
+        print(f"error: LocalStack unreachable ({error.__class__.__name__}): run `make up` first", file=sys.stderr)
+        return 2
+    return 2
+
+
+def _connection_errors() -> tuple[type[BaseException], ...]:
+    import requests
+    from botocore.exceptions import EndpointConnectionError
+
+    return (EndpointConnectionError, requests.ConnectionError)
+
+
+def _story(endpoints: endpoints_mod.Endpoints, args: argparse.Namespace) -> int:
+    from report.aws_state import client
+    from report.story import find, format_story
+
+    names = [args.topology] if args.topology else list(endpoints.topologies)
+    topologies = [endpoints.topology(n) for n in names]
+    found = find(topologies, lambda t: client(endpoints, t, "logs"), args.correlation_id)
+    if found is None:
+        print(f"error: no log line mentions correlation_id {args.correlation_id} in {', '.join(names)}", file=sys.stderr)
+        return 1
+    topology, lines = found
+    print(format_story(args.correlation_id, lines, topology.name))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

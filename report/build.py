@@ -1,0 +1,210 @@
+"""`python -m report build`: collect, plot, render `reports/<run>/report.md`."""
+
+from __future__ import annotations
+
+import json
+import platform
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import requests
+
+from labctl.settings import REPO_ROOT, Settings
+from report import aws_state, panels
+from report.capacity import Preview, preview
+from report.collect import DEFAULT_SETTLE_SECONDS, TopologyResult, collect
+from report.config_sources import ConfigError, gather, live_config
+from report.endpoints import TOPOLOGIES, Endpoints, Topology
+from report.figures import Figures, from_prometheus, merge
+from report.prom import Prometheus, PrometheusError
+from report.render import ReportData, render
+from report.runs import RunWindow
+from report.verdict import Criterion
+
+PACKAGES = ("localstack-core", "boto3", "aws-lambda-powertools", "tenacity", "requests", "locust", "matplotlib")
+
+
+def say(message: str) -> None:
+    print(f"report: {message}", file=sys.stderr, flush=True)
+
+
+def client_factory(endpoints: Endpoints):
+    cache: dict[tuple[str, str], Any] = {}
+
+    def client_for(topology: Topology, service: str) -> Any:
+        key = (topology.name, service)
+        if key not in cache:
+            cache[key] = aws_state.client(endpoints, topology, service)
+        return cache[key]
+
+    return client_for
+
+
+def versions(endpoints: Endpoints) -> dict[str, str]:
+    out: dict[str, str] = {}
+    try:
+        health = requests.get(f"{endpoints.localstack_url}/_localstack/health", timeout=5).json()
+        out["LocalStack (running)"] = f"{health.get('version', '?')} {health.get('edition', '')}".strip()
+    except (requests.RequestException, ValueError):
+        out["LocalStack (running)"] = "unreachable"
+    out["Python"] = platform.python_version()
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=10)
+        out["lab commit"] = commit.stdout.strip() or "?"
+    except (OSError, subprocess.TimeoutExpired):
+        pass
+    return out
+
+
+def configuration(endpoints: Endpoints, window: RunWindow, prev: Preview | None, live: dict[str, Any] | None) -> dict[str, str]:
+    cfg: dict[str, str] = {"profile": window.profile or "unknown"}
+    if window.run_id:
+        cfg["run id (order id prefix)"] = window.run_id
+    if prev is not None:
+        i = prev.inputs
+        cfg["profile phases"] = "; ".join(
+            f"{p.name}: {p.seconds:g} s at {p.start_rate:g}" + (f"->{p.end_rate:g}" if p.end_rate != p.start_rate else "") + "/s"
+            for p in i.phases
+        )
+        cfg["tenacity"] = (f"stop_after_attempt({i.retry.attempts}), wait_fixed({i.retry.wait_fixed:g}) + "
+                           f"wait_random({i.retry.wait_random_min:g}, {i.retry.wait_random_max:g})")
+        cfg["courier HTTP read timeout"] = f"{i.http_timeout:g} s" if i.http_timeout else "none"
+        cfg["courier behaviour"] = (f"{i.courier_failure_rate:.1%} fail, successes {i.courier_latency_min:.1f}-"
+                                    f"{i.courier_latency_max:.1f} s")
+    if live:
+        cfg["delivery function timeout"] = f"{live['function_timeout']:g} s"
+        cfg["delivery memory"] = f"{live.get('delivery_memory')} MB"
+        cfg["function runtime"] = str(live.get("runtime"))
+        cfg["account concurrency limit (each account)"] = str(live["account_limit"])
+        cfg["courier usage plan"] = f"rate {live['courier_rate']:g}/s, burst {live['courier_burst']:g}"
+        cfg["async retries (no-flow-control)"] = str(live["async_retries"])
+        cfg["ESM maximum concurrency (flow-control)"] = str(live["esm_max_concurrency"])
+        cfg["courier profile (deployed)"] = str(live["courier_profile"])
+    cfg["Lambda executor"] = Settings.load().get("LAMBDA_RUNTIME_EXECUTOR", "?")
+    for name, topology in endpoints.topologies.items():
+        cfg[f"{name} account"] = topology.account
+    cfg.update(versions(endpoints))
+    return cfg
+
+
+def plot_all(endpoints: Endpoints, window: RunWindow, out_dir: Path, end: float) -> tuple[list[tuple[str, str]], list[str]]:
+    if not endpoints.prometheus_url:
+        return [], ["no prometheus_url in .lab/endpoints.json: plots skipped"]
+    prom = Prometheus(endpoints.prometheus_url)
+    step = max(5.0, round((end - window.start) / 300))
+    plots: list[tuple[str, str]] = []
+    warnings: list[str] = []
+    for panel in panels.panels(endpoints, end - window.start):
+        try:
+            data = panels.fetch(prom, panel, window.start, end, step)
+        except PrometheusError as error:
+            return plots, [str(error) + ": plots skipped"]
+        path = out_dir / "plots" / f"{panel.slug}.png"
+        if panels.plot(panel, data, window.start, path):
+            plots.append((panel.title, f"plots/{path.name}"))
+        else:
+            warnings.append(f"panel '{panel.title}': no data in Prometheus for this range")
+    return plots, warnings
+
+
+def build(
+    endpoints: Endpoints,
+    window: RunWindow,
+    out_dir: Path | None = None,
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    sampled: Figures | None = None,
+    criteria_fn: Any = None,
+    topologies: tuple[str, ...] = TOPOLOGIES,
+) -> tuple[Path, ReportData]:
+    out_dir = out_dir or window.folder
+    out_dir.mkdir(parents=True, exist_ok=True)
+    now = time.time()
+    warnings: list[str] = []
+    client_for = client_factory(endpoints)
+
+    results: dict[str, TopologyResult] = {}
+    for name in topologies:
+        if name not in endpoints.topologies:
+            continue
+        say(f"{name}: reading logs, courier records and queues ...")
+        results[name] = collect(endpoints.topology(name), window, client_for, settle_seconds, now)
+        r = results[name]
+        say(f"{name}: {len(r.started)} started, {len(r.accepted)} accepted, "
+            + ", ".join(f"{b} {r.ledger.count(b)}" for b in r.ledger.buckets))
+
+    live = prev = None
+    try:
+        live = live_config(endpoints)
+        if window.profile:
+            prev = preview(gather(window.profile, endpoints))
+    except (ConfigError, Exception) as error:  # noqa: BLE001 - the report is still useful without it
+        warnings.append(f"capacity preview unavailable: {error}")
+
+    figures: Figures | None = None
+    end = max(window.end, now)
+    if endpoints.prometheus_url:
+        try:
+            figures = from_prometheus(Prometheus(endpoints.prometheus_url), endpoints, window.start, end)
+        except PrometheusError as error:
+            warnings.append(str(error))
+    figures = merge(figures, sampled)
+    say("plotting ...")
+    plots, plot_warnings = plot_all(endpoints, window, out_dir, end)
+    warnings += plot_warnings
+
+    data = ReportData(
+        window=window,
+        results=results,
+        figures=figures,
+        preview=prev,
+        plots=plots,
+        config=configuration(endpoints, window, prev, live),
+        warnings=warnings,
+    )
+    if criteria_fn is not None:
+        data.criteria = criteria_fn(data, live)
+    path = out_dir / "report.md"
+    path.write_text(render(data))
+    (out_dir / "report.json").write_text(json.dumps(summary(data), indent=2) + "\n")
+    say(f"wrote {path}")
+    return path, data
+
+
+def summary(data: ReportData) -> dict[str, Any]:
+    """The headline numbers, machine-readable (for the lead's closing note and for tests)."""
+    out: dict[str, Any] = {"run": data.window.folder.name, "profile": data.window.profile, "topologies": {}}
+    for name, r in data.results.items():
+        f = data.figures
+        out["topologies"][name] = {
+            "started": len(r.started),
+            "accepted": len(r.accepted),
+            "actual_success": r.actual_success,
+            "ledger": {b: r.ledger.count(b) for b in r.ledger.buckets},
+            "lost_decidable": r.ledger.lost_decidable,
+            "duplicates": len(r.duplicates),
+            "latency_s": {"p50": r.latency.p50, "p95": r.latency.p95, "p99": r.latency.p99},
+            "peak_account_concurrency": f.peak_account_concurrency.get(name) if f else None,
+            "peak_delivery_concurrency": f.peak_delivery_concurrency.get(name) if f else None,
+            "lambda_throttles": f.lambda_throttles.get(name) if f else None,
+        }
+    if data.criteria is not None:
+        out["criteria"] = [c.__dict__ for c in data.criteria]
+        out["reproduced"] = all(c.ok for c in data.criteria)
+    return out
+
+
+def criteria_from(data: ReportData, live: dict[str, Any] | None) -> list[Criterion]:
+    from report.verdict import check
+
+    limit = float(live["account_limit"]) if live else None
+    esm = float(live["esm_max_concurrency"]) if live else 10
+    return check(data.results, data.figures, limit, esm)

@@ -1,0 +1,160 @@
+"""Collect what one topology did in a run: the article's success rate, the ledger, duplicates,
+latency. Sources are the topology's own AWS resources (CloudWatch Logs, the courier's DynamoDB
+table, the queues), read in its account, so each number can be traced to records.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from report import ledger as ledger_mod
+from report.aws_state import QueueContents, read_queue, scan_deliveries
+from report.endpoints import Topology
+from report.logs import LogLine, fetch_all, index_statuses
+from report.runs import RunWindow
+
+# How long after its last log line an undelivered order may still be retried: the delivery
+# function timeout (29 s) plus Lambda's async retry delays or the queue's visibility timeout
+# (150 s). Past it, with nothing pending, an undelivered order is counted lost.
+DEFAULT_SETTLE_SECONDS = 240.0
+
+
+@dataclass(frozen=True)
+class Percentiles:
+    count: int
+    p50: float | None
+    p95: float | None
+    p99: float | None
+    max: float | None
+
+
+def percentiles(values: list[float]) -> Percentiles:
+    """Nearest-rank percentiles (no interpolation: every figure is a measured latency)."""
+    if not values:
+        return Percentiles(0, None, None, None, None)
+    ordered = sorted(values)
+
+    def rank(q: float) -> float:
+        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+    return Percentiles(len(ordered), rank(0.50), rank(0.95), rank(0.99), ordered[-1])
+
+
+@dataclass
+class TopologyResult:
+    name: str
+    account: str
+    started: set[str]  # notify-handler START (the article's denominator)
+    accepted: set[str]  # notify-handler COMPLETED: the order is on the bus
+    completed: set[str]  # delivery-handler COMPLETED
+    line_counts: dict[str, int]  # "role STATUS" -> log lines
+    ledger: ledger_mod.Ledger
+    duplicates: dict[str, int]  # correlation_id -> deliveries (> 1) at the courier
+    courier_records: int
+    latency: Percentiles  # seconds, notify START -> delivery COMPLETED
+    queues: dict[str, QueueContents]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def actual_success(self) -> float | None:
+        """The article's measure: delivery COMPLETED over notify START, matched by correlation_id."""
+        if not self.started:
+            return None
+        return len(self.completed & self.started) / len(self.started)
+
+
+def in_run(line: LogLine, window: RunWindow) -> bool:
+    if window.run_id and line.order_id:
+        return line.order_id.startswith(window.run_id)
+    return window.start - 1 <= line.timestamp_ms / 1000 <= window.end + 5
+
+
+def collect(
+    topology: Topology,
+    window: RunWindow,
+    client_for: Callable[[Topology, str], Any],
+    settle_seconds: float = DEFAULT_SETTLE_SECONDS,
+    now: float | None = None,
+) -> TopologyResult:
+    now = time.time() if now is None else now
+    logs = client_for(topology, "logs")
+    # Deliveries go on after the load stops (retries, the queue draining): read up to now.
+    lines = fetch_all(logs, topology.log_groups, int((window.start - 60) * 1000), int(now * 1000) + 1000)
+    notify = [line for line in lines if line.role == "notification" and in_run(line, window)]
+    idx_notify = index_statuses(notify)
+    started = idx_notify.get("notification", "START")
+    accepted = idx_notify.get("notification", "COMPLETED")
+    idx = index_statuses(line for line in lines if line.role != "notification")
+    completed = idx.get("delivery", "COMPLETED") & (started | accepted)
+
+    counts = {f"{role} {status}": n for (role, status), n in sorted(idx_notify.counts.items())}
+    counts.update({f"{role} {status}": n for (role, status), n in sorted(idx.counts.items())})
+
+    dynamodb = client_for(topology, "dynamodb")
+    records = {r.correlation_id: r for r in scan_deliveries(dynamodb, topology.deliveries_table)}
+    sqs = client_for(topology, "sqs")
+    queues = {role: read_queue(sqs, url) for role, url in sorted(topology.queues.items())}
+    dead = set()
+    for role in ("dlq", "on_failure"):
+        if role in queues:
+            dead |= queues[role].correlation_ids
+    delivery_q = queues.get("delivery")
+
+    # Latest delivery-side activity per order: a recent START/FAILED may still retry.
+    last_seen: dict[str, int] = {}
+    for line in lines:
+        if line.role == "delivery" and line.correlation_id:
+            last_seen[line.correlation_id] = max(last_seen.get(line.correlation_id, 0), line.timestamp_ms)
+    delivered = (set(records) | completed) & accepted
+    recent = {cid for cid, ms in last_seen.items() if now - ms / 1000 < settle_seconds}
+    last_activity = max(last_seen.values(), default=0) / 1000
+    never_started = accepted - set(last_seen) - delivered - dead
+    pending = 0
+    notes: list[str] = []
+    if delivery_q is not None:
+        pending += delivery_q.unreadable + max(0, delivery_q.visible - delivery_q.messages_read)
+    if never_started and now - last_activity < settle_seconds:
+        # Orders no delivery has touched yet, while the topology is still busy: they may sit in
+        # Lambda's async event queue, which no API lists. Undecidable until the activity settles.
+        pending += len(never_started)
+        notes.append(
+            f"{len(never_started)} accepted orders not yet picked up while deliveries ran "
+            f"{now - last_activity:.0f} s ago: lost is decided after {settle_seconds:.0f} s of quiet"
+        )
+    evidence = ledger_mod.Evidence(
+        accepted=frozenset(accepted),
+        delivered=frozenset(delivered),
+        dead_lettered=frozenset(dead),
+        queued=frozenset(delivery_q.correlation_ids if delivery_q else ()),
+        running=frozenset(recent),
+        pending_unattributed=pending,
+    )
+    ledger = ledger_mod.build(topology.name, evidence)
+    duplicates = {cid: r.deliveries for cid, r in records.items() if r.deliveries > 1 and cid in accepted}
+
+    first_start = {cid: ms for (role, status, cid), ms in idx_notify.first.items() if status == "START"}
+    latencies = [
+        (idx.first[("delivery", "COMPLETED", cid)] - first_start[cid]) / 1000
+        for cid in completed
+        if cid in first_start and ("delivery", "COMPLETED", cid) in idx.first
+    ]
+    if not started:
+        notes.append("no notify-handler START lines in the window: no load reached this topology")
+    return TopologyResult(
+        name=topology.name,
+        account=topology.account,
+        started=started,
+        accepted=accepted,
+        completed=completed,
+        line_counts=counts,
+        ledger=ledger,
+        duplicates=duplicates,
+        courier_records=len(records),
+        latency=percentiles(latencies),
+        queues=queues,
+        notes=notes,
+    )

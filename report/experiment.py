@@ -1,0 +1,145 @@
+"""`python -m report experiment`: smoke load on both topologies, drain, report, verdict.
+
+The exit status is the verdict: 0 only when the article is reproduced (see `report.verdict`).
+Platform metrics are sampled straight from LocalStack during the run so the verdict does not
+depend on Prometheus; Prometheus (when up) adds the plots.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from labctl.settings import REPO_ROOT
+from report import build as build_mod
+from report.aws_state import client, queue_attributes
+from report.capacity import preview, render_text
+from report.config_sources import ConfigError, gather
+from report.endpoints import Endpoints
+from report.figures import PlatformSampler
+from report.runs import REPORTS_DIR, from_folder
+from report.verdict import reproduced
+
+
+def say(message: str) -> None:
+    print(f"experiment: {message}", flush=True)
+
+
+@dataclass(frozen=True)
+class DrainState:
+    queued: dict[str, int]  # topology -> messages in its delivery queue (visible+in flight+delayed)
+    concurrency: dict[str, float]  # topology -> account concurrent executions
+    quiet_for: float  # seconds since any Lambda invocation counter last moved
+
+    def empty(self) -> bool:
+        return not any(self.queued.values()) and not any(self.concurrency.values())
+
+
+class Drainer:
+    """Waits until queues are empty, nothing runs, and no invocation happened for `quiet` seconds.
+
+    The quiet period covers what no API shows: events waiting in Lambda's async queue between
+    retries (AWS waits about 1 then 2 minutes) and messages hidden by a visibility timeout.
+    """
+
+    def __init__(self, endpoints: Endpoints, sampler: PlatformSampler, quiet: float) -> None:
+        self.endpoints = endpoints
+        self.sampler = sampler
+        self.quiet = quiet
+        self._last_total: float | None = None
+        self._last_change = time.time()
+
+    def state(self) -> DrainState:
+        queued: dict[str, int] = {}
+        for name, topology in self.endpoints.topologies.items():
+            url = topology.queues.get("delivery")
+            if url:
+                attrs = queue_attributes(client(self.endpoints, topology, "sqs"), url)
+                queued[name] = sum(attrs.values())
+        latest = self.sampler.latest
+        total = sum(latest.get("invocations_total", {}).values())
+        now = time.time()
+        if self._last_total is None or total != self._last_total:
+            self._last_total = total
+            self._last_change = now
+        return DrainState(queued, dict(latest.get("peak_account_concurrency", {})), now - self._last_change)
+
+    def wait(self, timeout: float, progress_every: float = 10.0) -> bool:
+        deadline = time.time() + timeout
+        last_print = 0.0
+        while True:
+            s = self.state()
+            done = s.empty() and s.quiet_for >= self.quiet
+            now = time.time()
+            if done or now >= deadline or now - last_print >= progress_every:
+                parts = [f"{t}: queue {s.queued.get(t, '-')}, running {s.concurrency.get(t, 0):.0f}"
+                         for t in self.endpoints.topologies]
+                say(f"draining {now - (deadline - timeout):4.0f} s | " + " | ".join(parts)
+                    + f" | quiet {s.quiet_for:.0f}/{self.quiet:.0f} s")
+                last_print = now
+            if done:
+                return True
+            if now >= deadline:
+                return False
+            time.sleep(2.0)
+
+
+def run_load(profile: str, reports: Path) -> tuple[int, Path | None, float, float]:
+    before = {p.name for p in reports.glob("*")} if reports.exists() else set()
+    start = time.time()
+    command = [sys.executable, "-m", "load", "run", "--profile", profile, "--topology", "both"]
+    say(f"load: {' '.join(command[1:])}")
+    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    try:
+        code = process.wait()
+    except KeyboardInterrupt:
+        # Ctrl-C reached the load (same process group) too; let it write its reports.
+        code = process.wait(timeout=60)
+    finally:
+        if process.poll() is None:  # only the process this function started
+            process.terminate()
+            process.wait(timeout=30)
+    end = time.time()
+    new = sorted(p for p in reports.glob("*") if p.is_dir() and p.name not in before)
+    return code, (new[-1] if new else None), start, end
+
+
+def experiment(endpoints: Endpoints, profile: str = "smoke", drain_timeout: float | None = None, quiet: float = 150.0) -> int:
+    predicted_drain = None
+    try:
+        prev = preview(gather(profile, endpoints))
+        print(render_text(prev), flush=True)
+        predicted_drain = prev.flow_control.drain_seconds
+    except ConfigError as error:
+        say(f"capacity preview unavailable: {error}")
+    if drain_timeout is None:
+        # the predicted drain of the flow-control backlog, with room for the model being rough
+        drain_timeout = max(600.0, 2 * (predicted_drain or 0) + quiet + 120)
+    delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
+    sampler = PlatformSampler(endpoints.localstack_url, delivery).start()
+    try:
+        code, folder, start, end = run_load(profile, REPORTS_DIR)
+        if folder is None:
+            say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
+            return 2
+        say(f"load finished with exit {code} after {end - start:.0f} s; draining (timeout {drain_timeout:.0f} s)")
+        drained = Drainer(endpoints, sampler, quiet).wait(drain_timeout)
+        if not drained:
+            say("drain timed out: the report counts what is still queued as in flight")
+    finally:
+        figures = sampler.stop()
+    if sampler.samples == 0:
+        say(f"no sample of {endpoints.localstack_url}/_lab/metrics ({sampler.last_error}): concurrency unmeasured")
+    window = from_folder(folder)
+    path, data = build_mod.build(
+        endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from
+    )
+    criteria = data.criteria or []
+    for c in criteria:
+        say(f"{'ok  ' if c.ok else 'FAIL'} {c.topology}: {c.name}: {c.measured}")
+    ok = reproduced(criteria) and code == 0
+    say(f"{'REPRODUCED' if ok else 'NOT reproduced'}; report: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    return 0 if ok else 1

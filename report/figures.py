@@ -1,0 +1,166 @@
+"""Headline platform figures per topology over a run: peaks and counter increases.
+
+Read from Prometheus when it is there; the experiment also samples LocalStack's own
+`/_lab/metrics` endpoint while it runs (`PlatformSampler`), so its verdict does not depend on a
+scraper being up.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from report.endpoints import Endpoints
+from report.prom import Prometheus
+
+ACCOUNT_TOPOLOGY = {"111111111111": "no-flow-control", "222222222222": "flow-control"}
+
+
+@dataclass
+class Figures:
+    """Per topology; missing keys mean the metric was not seen."""
+
+    peak_account_concurrency: dict[str, float] = field(default_factory=dict)
+    peak_delivery_concurrency: dict[str, float] = field(default_factory=dict)
+    account_limit: dict[str, float] = field(default_factory=dict)
+    lambda_throttles: dict[str, float] = field(default_factory=dict)
+    courier_429: dict[str, float] = field(default_factory=dict)
+    delivery_invocations: dict[str, float] = field(default_factory=dict)
+    delivery_errors: dict[str, float] = field(default_factory=dict)
+    source: str = ""
+
+
+def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: float) -> Figures:
+    any_topology = next(iter(endpoints.topologies.values()))
+    delivery = any_topology.functions["delivery"]
+    r = f"{max(int(end - start), 10)}s"
+
+    def delta(query: str) -> dict[str, float]:
+        after = prom.by_topology(query, end)
+        before = prom.by_topology(query, start)
+        return {t: max(0.0, v - before.get(t, 0.0)) for t, v in after.items()}
+
+    return Figures(
+        peak_account_concurrency=prom.by_topology(f"max by (topology) (max_over_time(lab_lambda_account_concurrent_executions[{r}]))", end),
+        peak_delivery_concurrency=prom.by_topology(
+            f'max by (topology) (max_over_time(lab_lambda_concurrent_executions{{function_name="{delivery}"}}[{r}]))', end
+        ),
+        account_limit=prom.by_topology(f"max by (topology) (max_over_time(lab_lambda_account_concurrency_limit[{r}]))", end),
+        lambda_throttles=delta("sum by (topology) (lab_lambda_throttles_total)"),
+        courier_429=delta("sum by (topology) (lab_apigateway_throttled_total)"),
+        delivery_invocations=delta(f'sum by (topology) (lab_lambda_invocations_total{{function_name="{delivery}"}})'),
+        delivery_errors=delta(f'sum by (topology) (lab_lambda_errors_total{{function_name="{delivery}"}})'),
+        source=f"Prometheus {prom.url}",
+    )
+
+
+def scrape(url: str, timeout: float = 5.0) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
+    """LocalStack's `/_lab/metrics` as {sample name: {sorted labels: value}}."""
+    response = requests.get(f"{url.rstrip('/')}/_lab/metrics", timeout=timeout)
+    response.raise_for_status()
+    out: dict[str, dict[tuple[tuple[str, str], ...], float]] = {}
+    for family in text_string_to_metric_families(response.text):
+        for sample in family.samples:
+            out.setdefault(sample.name, {})[tuple(sorted(sample.labels.items()))] = sample.value
+    return out
+
+
+def _by_topology(samples: dict[tuple[tuple[str, str], ...], float], **match: str) -> dict[str, float]:
+    totals: dict[str, float] = {}
+    for labels, value in samples.items():
+        d = dict(labels)
+        if any(d.get(k) != v for k, v in match.items()):
+            continue
+        topology = ACCOUNT_TOPOLOGY.get(d.get("account", ""), d.get("account", ""))
+        totals[topology] = totals.get(topology, 0.0) + value
+    return totals
+
+
+class PlatformSampler:
+    """Polls `/_lab/metrics` in a thread: peaks (gauges) and first/last counters per topology."""
+
+    def __init__(self, url: str, delivery_function: str, interval: float = 2.0) -> None:
+        self.url = url
+        self.delivery = delivery_function
+        self.interval = interval
+        self.figures = Figures(source=f"{url}/_lab/metrics sampled every {interval:g} s")
+        self._first: dict[str, dict[str, float]] = {}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="lab-metrics-sampler", daemon=True)
+        self.latest: dict[str, dict[str, float]] = {}  # last scrape: gauge name -> topology -> value
+        self.latest_at = 0.0
+        self.samples = 0
+        self.errors = 0
+        self.last_error = ""
+
+    def start(self) -> PlatformSampler:
+        self._thread.start()
+        return self
+
+    def stop(self) -> Figures:
+        self._stop.set()
+        self._thread.join(timeout=10)
+        return self.figures
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.sample_once()
+            except Exception as error:  # noqa: BLE001 - keep sampling; the count is reported
+                self.errors += 1
+                self.last_error = f"{error.__class__.__name__}: {error}"
+            self._stop.wait(self.interval)
+
+    def sample_once(self) -> None:
+        m = scrape(self.url)
+        f = self.figures
+        gauges = {
+            "peak_account_concurrency": _by_topology(m.get("lab_lambda_account_concurrent_executions", {})),
+            "peak_delivery_concurrency": _by_topology(m.get("lab_lambda_concurrent_executions", {}), function_name=self.delivery),
+            "account_limit": _by_topology(m.get("lab_lambda_account_concurrency_limit", {})),
+        }
+        self.latest = {**gauges, **{k: v for k, v in counters_now(m, self.delivery).items()}}
+        self.latest_at = time.time()
+        for name, values in gauges.items():
+            peaks = getattr(f, name)
+            for topology, value in values.items():
+                peaks[topology] = max(peaks.get(topology, 0.0), value)
+        counters = {
+            "lambda_throttles": _by_topology(m.get("lab_lambda_throttles_total", {})),
+            "courier_429": _by_topology(m.get("lab_apigateway_throttled_total", {})),
+            "delivery_invocations": _by_topology(m.get("lab_lambda_invocations_total", {}), function_name=self.delivery),
+            "delivery_errors": _by_topology(m.get("lab_lambda_errors_total", {}), function_name=self.delivery),
+        }
+        for name, values in counters.items():
+            first = self._first.setdefault(name, dict(values))
+            increases = getattr(f, name)
+            for topology, value in values.items():
+                increases[topology] = max(0.0, value - first.setdefault(topology, 0.0))
+        self.samples += 1
+
+
+def counters_now(m: dict, delivery: str) -> dict[str, dict[str, float]]:
+    """Raw counter totals, for the drain's "has anything happened lately" test."""
+    return {
+        "delivery_invocations_total": _by_topology(m.get("lab_lambda_invocations_total", {}), function_name=delivery),
+        "invocations_total": _by_topology(m.get("lab_lambda_invocations_total", {})),
+    }
+
+
+def merge(primary: Figures | None, fallback: Figures | None) -> Figures | None:
+    """Prometheus' figures, with gaps filled from the sampler (peaks: the larger of the two)."""
+    if primary is None or fallback is None:
+        return primary or fallback
+    out = Figures(source=f"{primary.source}; {fallback.source}")
+    for name in ("peak_account_concurrency", "peak_delivery_concurrency", "account_limit"):
+        a, b = getattr(primary, name), getattr(fallback, name)
+        setattr(out, name, {t: max(a.get(t, 0.0), b.get(t, 0.0)) for t in set(a) | set(b)})
+    for name in ("lambda_throttles", "courier_429", "delivery_invocations", "delivery_errors"):
+        a, b = getattr(primary, name), getattr(fallback, name)
+        setattr(out, name, {t: a.get(t, b.get(t, 0.0)) for t in set(a) | set(b)})
+    return out
+

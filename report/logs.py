@@ -1,0 +1,154 @@
+"""CloudWatch Logs of the three services, read the way the article reads them.
+
+Powertools Logger prints one JSON object a line (service, correlation_id, status, message, level,
+timestamp). Lambda's own lines (START RequestId, REPORT, "Task timed out") are plain text; they
+are kept with `service` set from the log group so a story can show a timeout.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+ROLES = ("notification", "delivery", "courier")
+TERMINAL = ("COMPLETED", "FAILED")
+_REQUEST_ID = re.compile(r"\b([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})\b")
+
+
+@dataclass(frozen=True)
+class LogLine:
+    timestamp_ms: int  # CloudWatch ingestion-side event timestamp: one clock for all services
+    role: str  # notification | delivery | courier
+    service: str
+    correlation_id: str | None
+    status: str | None
+    level: str | None
+    message: str
+    request_id: str | None = None
+    order_id: str | None = None
+    raw: str = ""
+
+    @property
+    def time(self) -> datetime:
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
+
+
+def parse_line(role: str, timestamp_ms: int, text: str) -> LogLine:
+    text = text.rstrip("\n")
+    data: Any = None
+    stripped = text.strip()
+    if stripped.startswith("{"):
+        try:
+            data = json.loads(stripped)
+        except json.JSONDecodeError:
+            data = None
+    if isinstance(data, dict):
+        message = data.get("message", "")
+        if not isinstance(message, str):
+            message = json.dumps(message, sort_keys=True)
+        status = data.get("status")
+        return LogLine(
+            timestamp_ms=timestamp_ms,
+            role=role,
+            service=str(data.get("service") or role),
+            correlation_id=(str(data["correlation_id"]) if data.get("correlation_id") else None),
+            status=str(status).upper() if status else None,
+            level=data.get("level"),
+            message=message,
+            request_id=data.get("function_request_id"),
+            order_id=(str(data["order_id"]) if data.get("order_id") is not None else None),
+            raw=text,
+        )
+    match = _REQUEST_ID.search(text)
+    return LogLine(
+        timestamp_ms=timestamp_ms,
+        role=role,
+        service=role,
+        correlation_id=None,
+        status=None,
+        level=None,
+        message=stripped,
+        request_id=match.group(1) if match else None,
+        raw=text,
+    )
+
+
+def fetch_group(
+    client: Any,
+    group: str,
+    role: str,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    pattern: str | None = None,
+) -> Iterator[LogLine]:
+    """Every event of a log group in the time range (paginated); a missing group yields nothing."""
+    kwargs: dict[str, Any] = {"logGroupName": group}
+    if start_ms is not None:
+        kwargs["startTime"] = int(start_ms)
+    if end_ms is not None:
+        kwargs["endTime"] = int(end_ms)
+    if pattern:
+        kwargs["filterPattern"] = pattern
+    seen_tokens: set[str] = set()
+    while True:
+        try:
+            page = client.filter_log_events(**kwargs)
+        except client.exceptions.ResourceNotFoundException:
+            return
+        for event in page.get("events", []):
+            yield parse_line(role, int(event["timestamp"]), event.get("message", ""))
+        token = page.get("nextToken")
+        # a token seen twice would loop for ever: stop instead
+        if not token or token in seen_tokens:
+            return
+        seen_tokens.add(token)
+        kwargs["nextToken"] = token
+
+
+def fetch_all(
+    client: Any,
+    groups: dict[str, str],
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    pattern: str | None = None,
+) -> list[LogLine]:
+    lines: list[LogLine] = []
+    for role in ROLES:
+        if role in groups:
+            lines.extend(fetch_group(client, groups[role], role, start_ms, end_ms, pattern))
+    lines.sort(key=lambda line: (line.timestamp_ms, ROLES.index(line.role)))
+    return lines
+
+
+@dataclass(frozen=True)
+class StatusIndex:
+    """correlation_ids by (role, status) and first/last times, for success rates and latency."""
+
+    ids: dict[tuple[str, str], set[str]]
+    first: dict[tuple[str, str, str], int]  # (role, status, correlation_id) -> first timestamp
+    last: dict[tuple[str, str, str], int]
+    counts: dict[tuple[str, str], int]  # log lines (not ids) per (role, status)
+
+    def get(self, role: str, status: str) -> set[str]:
+        return self.ids.get((role, status), set())
+
+
+def index_statuses(lines: Iterable[LogLine]) -> StatusIndex:
+    ids: dict[tuple[str, str], set[str]] = {}
+    first: dict[tuple[str, str, str], int] = {}
+    last: dict[tuple[str, str, str], int] = {}
+    counts: dict[tuple[str, str], int] = {}
+    for line in lines:
+        if not line.status or not line.correlation_id:
+            continue
+        key = (line.role, line.status)
+        ids.setdefault(key, set()).add(line.correlation_id)
+        counts[key] = counts.get(key, 0) + 1
+        k3 = (line.role, line.status, line.correlation_id)
+        first[k3] = min(first.get(k3, line.timestamp_ms), line.timestamp_ms)
+        last[k3] = max(last.get(k3, line.timestamp_ms), line.timestamp_ms)
+    return StatusIndex(ids, first, last, counts)

@@ -1,0 +1,163 @@
+"""The report's time series: PromQL per panel (names from docs/METRICS.md) and the plots.
+
+Every panel compares the two topologies on one time axis (minutes since the run started), which
+is how the article's graphs are read: the divergence is the point.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from report.endpoints import TOPOLOGIES, Endpoints
+from report.prom import Prometheus, Series
+
+COLOURS = {"no-flow-control": "#d62728", "flow-control": "#2ca02c"}
+
+
+@dataclass(frozen=True)
+class Line:
+    query: str
+    label: str  # format with the series' labels, e.g. "{topology} account"
+    style: str = "-"
+    cumulative: bool = False  # counter: plot the increase since the start of the run
+
+
+@dataclass(frozen=True)
+class Panel:
+    slug: str
+    title: str
+    unit: str
+    lines: tuple[Line, ...]
+    ylim: tuple[float, float] | None = None
+
+
+def window(seconds: float) -> str:
+    """Rate window: wide enough for >= 4 scrapes at 5 s, narrow enough to show a 3-min run."""
+    return "30s" if seconds <= 900 else "1m"
+
+
+def panels(endpoints: Endpoints, seconds: float) -> tuple[Panel, ...]:
+    w = window(seconds)
+    any_topology = next(iter(endpoints.topologies.values()))
+    courier = any_topology.functions["courier"]
+    delivery = any_topology.functions["delivery"]
+    api_ids = sorted(filter(None, (t.courier_api_id for t in endpoints.topologies.values())))
+    api = f'api_id=~"{"|".join(api_ids)}"' if api_ids else ""
+
+    def success(fn: str) -> str:
+        inv = f'sum by (topology) (rate(lab_lambda_invocations_total{{function_name="{fn}"}}[{w}]))'
+        err = f'sum by (topology) (rate(lab_lambda_errors_total{{function_name="{fn}"}}[{w}]))'
+        return f"100 * (1 - ({err} or {inv} * 0) / ({inv} > 0))"
+
+    return (
+        Panel("courier_success", "Courier (SlowAPI) success %", "%", (Line(success(courier), "{topology}"),), (0, 105)),
+        Panel("delivery_success", "Delivery function success %", "%", (Line(success(delivery), "{topology}"),), (0, 105)),
+        Panel(
+            "concurrency",
+            "Concurrency against the account limit",
+            "concurrent executions",
+            (
+                Line("sum by (topology) (lab_lambda_account_concurrent_executions)", "{topology} account"),
+                Line(f'sum by (topology) (lab_lambda_concurrent_executions{{function_name="{delivery}"}})', "{topology} delivery", ":"),
+                Line("max by (topology) (lab_lambda_account_concurrency_limit)", "{topology} limit", "--"),
+            ),
+        ),
+        Panel(
+            "throttles",
+            "Throttles per second",
+            "per second",
+            (
+                Line(f"sum by (topology) (rate(lab_lambda_throttles_total[{w}]))", "{topology} Lambda throttles"),
+                Line(f"sum by (topology) (rate(lab_apigateway_throttled_total{{{api}}}[{w}]))", "{topology} courier 429", ":"),
+            ),
+        ),
+        Panel(
+            "queue_depth",
+            "Queue depth (visible + in flight)",
+            "messages",
+            (Line("sum by (topology, queue_name) (lab_sqs_messages_visible + lab_sqs_messages_not_visible)", "{topology} {queue_name}"),),
+        ),
+        Panel(
+            "queue_age",
+            "Age of the oldest message",
+            "seconds",
+            (Line("max by (topology, queue_name) (lab_sqs_oldest_message_age_seconds)", "{topology} {queue_name}"),),
+        ),
+        Panel(
+            "orders",
+            "Orders accepted vs delivered (cumulative)",
+            "orders",
+            (
+                Line("sum by (topology) (emf_orders_accepted_total)", "{topology} accepted", "--", True),
+                Line("sum by (topology) (emf_orders_delivered_total)", "{topology} delivered", "-", True),
+            ),
+        ),
+    )
+
+
+def fetch(prom: Prometheus, panel: Panel, start: float, end: float, step: float) -> list[tuple[Line, list[Series]]]:
+    out = []
+    for line in panel.lines:
+        series = prom.range(line.query, start, end, step)
+        if line.cumulative:
+            series = [cumulate(s, start, step) for s in series]
+        out.append((line, series))
+    return out
+
+
+def cumulate(series: Series, start: float, step: float) -> Series:
+    """A counter as the increase since `start`: a series born inside the range started at 0."""
+    if not series.points:
+        return series
+    born_inside = series.points[0][0] > start + 2 * step
+    base = 0.0 if born_inside else series.points[0][1]
+    points, offset, previous = [], 0.0, None
+    for t, v in series.points:
+        if previous is not None and v < previous:  # counter reset (LocalStack restarted)
+            offset += previous
+        previous = v
+        points.append((t, v + offset - base))
+    return Series(series.labels, points)
+
+
+def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path: Path) -> bool:
+    """One PNG; False (and no file) when no query returned a point."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display on this machine; PNG only
+    import matplotlib.pyplot as plt
+
+    if not any(s.points for _, series in data for s in series):
+        return False
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    for line, series in data:
+        for s in sorted(series, key=lambda s: str(s.labels)):
+            if not s.points:
+                continue
+            topology = s.labels.get("topology", "")
+            xs = [(t - start) / 60 for t, _ in s.points]
+            ys = [v for _, v in s.points]
+            label = line.label.format_map(_Default(s.labels))
+            ax.plot(xs, ys, line.style, color=COLOURS.get(topology), label=label, linewidth=1.6)
+    ax.set_title(panel.title)
+    ax.set_xlabel("minutes since the run started")
+    ax.set_ylabel(panel.unit)
+    if panel.ylim:
+        ax.set_ylim(*panel.ylim)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+class _Default(dict):
+    def __missing__(self, key: str) -> str:
+        return "?"
+
+
+def topology_order(names: list[str]) -> list[str]:
+    return [t for t in TOPOLOGIES if t in names] + sorted(n for n in names if n not in TOPOLOGIES)

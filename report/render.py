@@ -1,0 +1,171 @@
+"""The report as Markdown: tables first (what a reader checks), plots after, config last."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from report.capacity import Preview, render_text
+from report.collect import TopologyResult
+from report.figures import Figures
+from report.ledger import BUCKETS
+from report.runs import RunWindow
+from report.verdict import Criterion
+
+
+@dataclass
+class ReportData:
+    window: RunWindow
+    results: dict[str, TopologyResult]
+    figures: Figures | None = None
+    preview: Preview | None = None
+    plots: list[tuple[str, str]] = field(default_factory=list)  # (title, relative png path)
+    config: dict[str, str] = field(default_factory=dict)
+    criteria: list[Criterion] | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+def _utc(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{x:.1%}"
+
+
+def _num(x: float | None, digits: int = 0) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(row) + " |" for row in rows]
+    return out + [""]
+
+
+def render(data: ReportData) -> str:
+    w = data.window
+    names = list(data.results)
+    f = data.figures
+    md = [
+        f"# Serverless Boundary Lab report: {w.folder.name}",
+        "",
+        f"Run {_utc(w.start)} -> {_utc(w.end)} ({w.seconds / 60:.1f} min), profile `{w.profile or 'unknown'}`"
+        + ("" if w.finished else " (load still running when this was written)")
+        + f"; written {_utc(datetime.now(UTC).timestamp())}.",
+        "",
+    ]
+    for warning in data.warnings:
+        md.append(f"> warning: {warning}")
+    if data.warnings:
+        md.append("")
+    if data.criteria is not None:
+        ok = all(c.ok for c in data.criteria)
+        md += [f"## Verdict: the article is {'REPRODUCED' if ok else 'NOT reproduced'}", ""]
+        md += _table(
+            ["topology", "criterion", "measured", "holds"],
+            [[c.topology, c.name, c.measured, "yes" if c.ok else "**no**"] for c in data.criteria],
+        )
+
+    md += ["## Actual success rate, the article's way", "",
+           "START lines of `notify-handler` vs COMPLETED lines of `delivery-handler` in CloudWatch Logs, "
+           "matched by correlation_id.", ""]
+    md += _table(
+        ["topology", "notify START", "delivery COMPLETED (matched)", "actual success"],
+        [[n, str(len(r.started)), str(len(r.completed & r.started)), _pct(r.actual_success)] for n, r in data.results.items()],
+    )
+
+    md += ["## Order ledger", "",
+           "accepted (notify-handler COMPLETED) = delivered (courier record or delivery COMPLETED) + dead-lettered "
+           "(DLQ / on-failure queue) + in flight (in the queue or retried recently) + lost (found nowhere, nothing pending).",
+           ""]
+    rows = []
+    for n, r in data.results.items():
+        led = r.ledger
+        total = sum(led.count(b) for b in BUCKETS)
+        rows.append(
+            [n, str(len(r.accepted))]
+            + [f"{led.count(b)} ({led.share(b):.1%})" for b in BUCKETS]
+            + ["yes" if total == len(r.accepted) else f"**no ({total})**", "yes" if led.lost_decidable else "not yet"]
+        )
+    md += _table(["topology", "accepted", "delivered", "dead-lettered", "in flight", "lost", "adds up", "lost decidable"], rows)
+    for n, r in data.results.items():
+        extra = []
+        if r.ledger.delivered_and_dead_lettered:
+            extra.append(f"{len(r.ledger.delivered_and_dead_lettered)} delivered orders were also dead-lettered (counted delivered)")
+        if r.ledger.unaccepted_seen:
+            extra.append(f"{len(r.ledger.unaccepted_seen)} delivered/dead-lettered ids outside this run's accepted set (ignored)")
+        examples = sorted(r.ledger.buckets["lost"])[:3]
+        if examples:
+            extra.append("lost e.g. " + ", ".join(f"`{e}`" for e in examples) + " (`make story ID=...`)")
+        extra += r.notes
+        for line in extra:
+            md.append(f"- {n}: {line}")
+    md.append("")
+
+    md += ["## Duplicate deliveries at the courier", "",
+           "`CourierDeliveries` items with `deliveries` > 1: the courier got the same order more than once.", ""]
+    md += _table(
+        ["topology", "orders recorded", "duplicated orders", "extra deliveries", "worst"],
+        [
+            [n, str(r.courier_records), str(len(r.duplicates)), str(sum(v - 1 for v in r.duplicates.values())),
+             str(max(r.duplicates.values(), default=0))]
+            for n, r in data.results.items()
+        ],
+    )
+
+    md += ["## Delivery latency", "", "notify-handler START -> delivery-handler COMPLETED (first), seconds.", ""]
+    md += _table(
+        ["topology", "delivered", "p50", "p95", "p99", "max"],
+        [[n, str(r.latency.count), _num(r.latency.p50, 2), _num(r.latency.p95, 2), _num(r.latency.p99, 2), _num(r.latency.max, 2)]
+         for n, r in data.results.items()],
+    )
+
+    if f is not None:
+        md += ["## Platform figures", "", f"Source: {f.source}.", ""]
+        md += _table(
+            ["topology", "peak account concurrency", "account limit", "peak delivery concurrency",
+             "Lambda throttles", "courier 429s", "delivery invocations", "delivery errors"],
+            [[n, _num(f.peak_account_concurrency.get(n)), _num(f.account_limit.get(n)), _num(f.peak_delivery_concurrency.get(n)),
+              _num(f.lambda_throttles.get(n)), _num(f.courier_429.get(n)), _num(f.delivery_invocations.get(n)),
+              _num(f.delivery_errors.get(n))] for n in names],
+        )
+
+    if data.preview is not None:
+        p = data.preview
+        nfc = data.results.get("no-flow-control")
+        fc = data.results.get("flow-control")
+        fig = f or Figures()
+        md += ["## Predicted vs measured", ""]
+        md += _table(
+            ["quantity", "predicted", "measured"],
+            [
+                ["no-flow-control peak concurrency", f"{p.no_flow_control.peak_concurrency:.0f}"
+                 + (" (limit)" if p.no_flow_control.reaches_account_limit else ""),
+                 _num(fig.peak_account_concurrency.get("no-flow-control"))],
+                ["no-flow-control actual success", _pct(p.no_flow_control.expected_success), _pct(nfc.actual_success if nfc else None)],
+                ["flow-control delivery concurrency", f"{p.flow_control.peak_concurrency:.0f}",
+                 _num(fig.peak_delivery_concurrency.get("flow-control"))],
+                ["flow-control delivered after the drain", _pct(p.flow_control.expected_success),
+                 _pct(fc.ledger.share("delivered") if fc and fc.ledger.accepted else None)],
+                ["orders offered per topology", f"{p.total_orders:.0f}",
+                 " / ".join(f"{n}: {len(r.started)}" for n, r in data.results.items())],
+            ],
+        )
+        md += ["The model is steady-state (Little's law, mean waits); for no-flow-control its success is an upper "
+               "bound: it ignores the account-limit throttling and timeouts that make the storm worse.", ""]
+        md += ["### Capacity preview", "", "```", render_text(p), "```", ""]
+
+    if data.plots:
+        md += ["## Over time", ""]
+        for title, rel in data.plots:
+            md += [f"### {title}", "", f"![{title}]({rel})", ""]
+
+    md += ["## Log lines counted", ""]
+    keys = sorted({k for r in data.results.values() for k in r.line_counts})
+    md += _table(["log lines"] + names, [[k] + [str(r.line_counts.get(k, 0)) for r in data.results.values()] for k in keys])
+
+    if data.config:
+        md += ["## Configuration", ""]
+        md += _table(["setting", "value"], [[k, v] for k, v in data.config.items()])
+    return "\n".join(md).rstrip() + "\n"

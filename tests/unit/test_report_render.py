@@ -1,0 +1,186 @@
+"""Report rendering from given data: tables, plots from given series, verdict, run windows."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from report import endpoints as ep
+from report.aws_state import find_correlation_id
+from report.capacity import CapacityInputs, Phase, Retry, preview
+from report.collect import TopologyResult, percentiles
+from report.figures import Figures, merge
+from report.ledger import Evidence, build
+from report.panels import Line, Panel, cumulate, plot
+from report.prom import Series
+from report.render import ReportData, render
+from report.runs import RunError, RunWindow, from_folder, parse_time, resolve
+from report.verdict import check, reproduced
+
+
+def result(name: str, started: int, completed: int, dead: int, lost: int, duplicates: int = 0) -> TopologyResult:
+    accepted = {f"{name}-{i}" for i in range(started)}
+    order = sorted(accepted)
+    delivered = set(order[:completed])
+    dead_ids = set(order[completed : completed + dead])
+    in_flight = set(order[completed + dead : started - lost])
+    ledger = build(name, Evidence(frozenset(accepted), frozenset(delivered), frozenset(dead_ids), running=frozenset(in_flight)))
+    return TopologyResult(
+        name=name, account="1", started=set(accepted), accepted=set(accepted), completed=delivered,
+        line_counts={"delivery COMPLETED": completed}, ledger=ledger,
+        duplicates={cid: 2 for cid in order[:duplicates]}, courier_records=completed,
+        latency=percentiles([float(i) for i in range(1, completed + 1)]), queues={},
+    )
+
+
+def window(tmp_path: Path) -> RunWindow:
+    return RunWindow(tmp_path / "20261123T070000Z-smoke-both", 1_800_000_000.0, 1_800_000_180.0, "smoke", "run1", True)
+
+
+def test_percentiles_are_nearest_rank():
+    p = percentiles([float(i) for i in range(1, 101)])
+    assert (p.p50, p.p95, p.p99, p.max, p.count) == (50.0, 95.0, 99.0, 100.0, 100)
+    assert percentiles([]).p50 is None
+
+
+def test_render_tables_from_given_results(tmp_path: Path):
+    nfc = result("no-flow-control", 100, 20, 30, 10, duplicates=4)
+    fc = result("flow-control", 100, 99, 0, 0)
+    figures = Figures(
+        peak_account_concurrency={"no-flow-control": 400, "flow-control": 14},
+        peak_delivery_concurrency={"no-flow-control": 390, "flow-control": 10},
+        account_limit={"no-flow-control": 400, "flow-control": 400},
+        lambda_throttles={"no-flow-control": 55, "flow-control": 0},
+        source="test",
+    )
+    data = ReportData(window=window(tmp_path), results={"no-flow-control": nfc, "flow-control": fc}, figures=figures,
+                      plots=[("Concurrency", "plots/concurrency.png")], config={"profile": "smoke"})
+    data.criteria = check(data.results, figures, 400, 10)
+    text = render(data)
+    assert "| no-flow-control | 100 | 20 | 20.0% |" in text  # the article's success rate
+    assert "| no-flow-control | 100 | 20 (20.0%) | 30 (30.0%) | 40 (40.0%) | 10 (10.0%) | yes | yes |" in text
+    assert "| no-flow-control | 20 | 4 | 4 | 2 |" in text  # duplicates
+    assert "| flow-control | 99 | 50.00 | 95.00 | 99.00 | 99.00 |" in text  # latency
+    assert "![Concurrency](plots/concurrency.png)" in text
+    # flow-control delivered 99% but one order is still in flight: not "after the drain"
+    assert "## Verdict: the article is NOT reproduced" in text
+    assert "lost e.g. `no-flow-control-" in text
+
+
+def test_verdict_criteria():
+    nfc = result("no-flow-control", 100, 20, 30, 50)
+    fc = result("flow-control", 100, 100, 0, 0)
+    good = Figures(peak_account_concurrency={"no-flow-control": 400}, peak_delivery_concurrency={"flow-control": 10},
+                   account_limit={"no-flow-control": 400}, lambda_throttles={"no-flow-control": 3})
+    criteria = check({"no-flow-control": nfc, "flow-control": fc}, good, 400, 10)
+    assert reproduced(criteria), criteria
+    for change in (
+        {"peak_account_concurrency": {"no-flow-control": 399}},
+        {"lambda_throttles": {"no-flow-control": 0}},
+        {"peak_delivery_concurrency": {"flow-control": 11}},
+    ):
+        bad = Figures(**{**good.__dict__, **change})
+        assert not reproduced(check({"no-flow-control": nfc, "flow-control": fc}, bad, 400, 10)), change
+    healthy_nfc = result("no-flow-control", 100, 60, 0, 0)  # 60% success is not a collapse
+    assert not reproduced(check({"no-flow-control": healthy_nfc, "flow-control": fc}, good, 400, 10))
+    lossy_fc = result("flow-control", 100, 99, 0, 1)
+    assert not reproduced(check({"no-flow-control": nfc, "flow-control": lossy_fc}, good, 400, 10))
+    assert not reproduced(check({"flow-control": fc}, good, 400, 10))
+
+
+def test_plot_writes_a_png_from_given_series(tmp_path: Path):
+    panel = Panel("c", "Concurrency", "n", (Line("q", "{topology} account"), Line("q2", "{topology} limit", "--")))
+    data = [
+        (panel.lines[0], [Series({"topology": "no-flow-control"}, [(100.0, 1.0), (160.0, 50.0)]),
+                          Series({"topology": "flow-control"}, [(100.0, 1.0), (160.0, 10.0)])]),
+        (panel.lines[1], [Series({"topology": "no-flow-control"}, [(100.0, 400.0), (160.0, 400.0)])]),
+    ]
+    path = tmp_path / "plots" / "c.png"
+    assert plot(panel, data, 100.0, path)
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not plot(panel, [(panel.lines[0], [Series({}, [])])], 0, tmp_path / "empty.png")
+    assert not (tmp_path / "empty.png").exists()
+
+
+def test_cumulate_counts_from_the_start_and_survives_a_reset():
+    inside = cumulate(Series({}, [(130.0, 3.0), (135.0, 5.0)]), start=100.0, step=5.0)
+    assert [v for _, v in inside.points] == [3.0, 5.0]  # born inside the range: from 0
+    before = cumulate(Series({}, [(100.0, 10.0), (105.0, 12.0), (110.0, 1.0)]), start=100.0, step=5.0)
+    assert [v for _, v in before.points] == [0.0, 2.0, 3.0]
+
+
+def test_merge_prefers_prometheus_counters_and_the_larger_peak():
+    a = Figures(peak_account_concurrency={"x": 10}, lambda_throttles={"x": 5}, source="p")
+    b = Figures(peak_account_concurrency={"x": 12, "y": 1}, lambda_throttles={"x": 7, "y": 2}, source="s")
+    m = merge(a, b)
+    assert m.peak_account_concurrency == {"x": 12, "y": 1}
+    assert m.lambda_throttles == {"x": 5, "y": 2}
+    assert merge(None, b) is b
+
+
+def test_correlation_id_found_in_queue_bodies():
+    event = {"detail-type": "notify-order", "detail": {"order_id": "o1", "meta_data": {"correlation_id": "cid-1"}}}
+    assert find_correlation_id(json.dumps(event)) == "cid-1"
+    on_failure = {"requestContext": {"condition": "RetriesExhausted"}, "requestPayload": event, "responsePayload": None}
+    assert find_correlation_id(json.dumps(on_failure)) == "cid-1"
+    assert find_correlation_id("not json") is None
+
+
+def test_endpoints_contract_and_errors(tmp_path: Path):
+    with pytest.raises(ep.LabNotUp, match="run `make up` first"):
+        ep.load(tmp_path / "missing.json")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    with pytest.raises(ep.LabNotUp, match="not JSON"):
+        ep.load(bad)
+    good = tmp_path / "endpoints.json"
+    good.write_text(json.dumps({
+        "localstack_url": "http://127.0.0.1:4566/", "prometheus_url": "http://127.0.0.1:9090",
+        "topologies": {"flow-control": {
+            "account": "222222222222", "region": "us-east-1",
+            "courier_url": "http://127.0.0.1:4566/restapis/abc123/prod/_user_request_/slow",
+            "queues": {"delivery": "http://x/222222222222/delivery-queue", "dlq": "http://x/222222222222/dlq"},
+        }},
+    }))
+    e = ep.load(good)
+    t = e.topology("flow-control")
+    assert e.localstack_url == "http://127.0.0.1:4566"
+    assert t.courier_api_id == "abc123"
+    assert t.log_group("delivery") == "/aws/lambda/DeliveryFunction"
+    assert t.queue_name("delivery") == "delivery-queue"
+    with pytest.raises(ep.LabNotUp, match="not in"):
+        e.topology("no-flow-control")
+
+
+def test_run_windows(tmp_path: Path):
+    now = 1_800_000_000.0
+    assert parse_time("-20m", now) == now - 1200
+    # naive ISO is UTC, like the Z form
+    assert parse_time("2026-11-23T07:00:00") == parse_time("2026-11-23T07:00:00Z") == 1_795_417_200.0
+    assert parse_time("1800000000") == now
+    with pytest.raises(RunError, match="not a time"):
+        parse_time("yesterday")
+    folder = tmp_path / "20261123T070000Z-smoke-both"
+    folder.mkdir()
+    running = from_folder(folder, now)
+    assert (running.profile, running.finished, running.end) == ("smoke", False, now)
+    (folder / "phases.json").write_text(json.dumps({"run_id": "r1", "profile": "smoke", "started_at": 100.0, "ended_at": 280.0}))
+    done = resolve(reports=tmp_path, now=now)
+    assert (done.folder, done.start, done.end, done.run_id, done.finished) == (folder, 100.0, 280.0, "r1", True)
+    ranged = resolve(start="-10m", end="-5m", profile="seed", reports=tmp_path, now=now)
+    assert (ranged.start, ranged.end, ranged.profile) == (now - 600, now - 300, "seed")
+    with pytest.raises(RunError, match="after"):
+        resolve(start="-5m", end="-10m", reports=tmp_path, now=now)
+    with pytest.raises(RunError, match="make load"):
+        resolve(reports=tmp_path / "none", now=now)
+
+
+def test_preview_in_the_report(tmp_path: Path):
+    prev = preview(CapacityInputs("smoke", (Phase("p", 60, 15, 15),), 29, Retry(5, 3, 0, 5), 10, 10, 0.2, 0, 2, 400, 2, 10))
+    data = ReportData(window=window(tmp_path), results={"no-flow-control": result("no-flow-control", 10, 2, 8, 0)}, preview=prev)
+    text = render(data)
+    assert "## Predicted vs measured" in text
+    assert "| no-flow-control actual success |" in text and "| 20.0% |" in text
+    assert "### Capacity preview" in text and "32 s" in text

@@ -1,0 +1,82 @@
+"""Parsing Powertools lines and formatting one order's story."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from report.logs import index_statuses, parse_line
+from report.story import StoryError, find, format_story, select
+
+CID = "c0ffee00-1111-2222-3333-444455556666"
+REQ = "9d3e7c1a-aaaa-bbbb-cccc-111122223333"
+
+
+def pt(service: str, status: str | None, message: str, cid: str = CID, req: str | None = None, level: str = "INFO") -> str:
+    body = {"level": level, "message": message, "service": service, "timestamp": "2026-11-23 07:00:00,000+0000",
+            "correlation_id": cid, "order_id": "run1-nfc-000001"}
+    if status:
+        body["status"] = status
+    if req:
+        body["function_request_id"] = req
+    return json.dumps(body)
+
+
+def test_parse_powertools_and_platform_lines():
+    line = parse_line("delivery", 1000, pt("delivery-handler", "START", "Processing Delivery Notification", req=REQ))
+    assert (line.service, line.status, line.correlation_id, line.request_id, line.order_id) == (
+        "delivery-handler", "START", CID, REQ, "run1-nfc-000001")
+    plain = parse_line("delivery", 2000, f"2026-11-23T07:00:29Z {REQ} Task timed out after 29.00 seconds")
+    assert plain.correlation_id is None and plain.status is None
+    assert plain.message.endswith("Task timed out after 29.00 seconds")
+    report = parse_line("delivery", 2001, f"REPORT RequestId: {REQ}\tDuration: 29000.00 ms")
+    assert report.request_id == REQ
+    dict_message = parse_line("courier", 5, json.dumps({"message": {"a": 1}, "service": "slow-api"}))
+    assert dict_message.message == '{"a": 1}'
+
+
+def test_select_keeps_the_order_and_its_invocations_timeouts_in_time_order():
+    lines = [
+        parse_line("delivery", 3000, pt("delivery-handler", None, "trying API delivery", req=REQ)),
+        parse_line("notification", 1000, pt("notify-handler", "START", "Processing Order Notification")),
+        parse_line("courier", 3500, pt("slow-api", "FAILED", "random process failure", level="ERROR")),
+        parse_line("delivery", 2000, pt("delivery-handler", "START", "Processing Delivery Notification", req=REQ)),
+        parse_line("delivery", 33000, f"{REQ} Task timed out after 29.00 seconds"),
+        parse_line("delivery", 33001, f"END RequestId: {REQ}"),
+        parse_line("delivery", 2500, pt("delivery-handler", "START", "other order", cid="other")),
+        parse_line("notification", 1100, pt("notify-handler", "COMPLETED", "order put on the event bus")),
+    ]
+    chosen = select(lines, CID)
+    assert [l.timestamp_ms for l in chosen] == [1000, 1100, 2000, 3000, 3500, 33000]
+    text = format_story(CID, chosen, "no-flow-control")
+    rows = text.splitlines()
+    assert rows[0].startswith(f"story of {CID} in no-flow-control: 6 lines over 32.0 s")
+    assert "time (UTC)" in rows[1] and "service" in rows[1] and "status" in rows[1]
+    assert "notify-handler" in rows[2] and "START" in rows[2] and "Processing Order Notification" in rows[2]
+    assert "slow-api" in rows[6] and "FAILED" in rows[6] and "ERROR" in rows[6]
+    assert "Task timed out after 29.00 seconds" in rows[7] and "32.000" in rows[7]
+    assert rows[-1] == ("statuses: notify-handler:START -> notify-handler:COMPLETED -> "
+                        "delivery-handler:START -> slow-api:FAILED")
+    assert "other order" not in text
+
+
+def test_story_of_nothing_and_bad_ids():
+    assert format_story("nope", []) == "no log lines for correlation_id nope"
+    with pytest.raises(StoryError, match="make story ID="):
+        find([], lambda t: None, "")
+    with pytest.raises(StoryError):
+        find([], lambda t: None, "bad id with spaces")
+
+
+def test_status_index_counts_ids_and_lines():
+    lines = [
+        parse_line("delivery", 10, pt("delivery-handler", "START", "x")),
+        parse_line("delivery", 20, pt("delivery-handler", "START", "x")),
+        parse_line("delivery", 30, pt("delivery-handler", "COMPLETED", "x")),
+        parse_line("delivery", 40, pt("delivery-handler", "START", "x", cid="b")),
+    ]
+    idx = index_statuses(lines)
+    assert idx.get("delivery", "START") == {CID, "b"}
+    assert idx.counts[("delivery", "START")] == 3
+    assert idx.first[("delivery", "START", CID)] == 10 and idx.last[("delivery", "START", CID)] == 20
