@@ -1,0 +1,1 @@
+"""Asynchronous invocations (InvocationType=Event, EventBridge targets) scaled as on AWS."""

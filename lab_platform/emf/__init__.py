@@ -1,0 +1,1 @@
+"""Embedded Metric Format: metrics printed in logs become CloudWatch and Prometheus metrics."""

@@ -1,0 +1,82 @@
+"""LocalStack `on_infra_start` hooks that apply the lab's platform-fidelity patches.
+
+Registered as plux entry points in pyproject.toml (namespace `localstack.hooks.on_infra_start`);
+they run in the LocalStack process before any service is loaded, so every patched class is
+patched before its first instance exists. Each patch can be switched off (lab_platform/settings).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+
+from localstack.runtime import hooks
+from localstack.utils.patch import Patches
+
+from lab_platform import settings
+
+LOG = logging.getLogger(__name__)
+
+
+def _apply(toggle: str, build: Callable[[], Patches]) -> None:
+    if not settings.enabled(toggle):
+        LOG.info("lab platform: %s off (%s=0)", settings.TOGGLES[toggle], toggle)
+        return
+    build().apply()
+    LOG.info("lab platform: %s on", settings.TOGGLES[toggle])
+
+
+@hooks.on_infra_start()
+def lab_metrics() -> None:
+    from lab_platform.metrics import (
+        apigateway_hooks,
+        collectors,
+        endpoint,
+        events_hooks,
+        lambda_hooks,
+    )
+
+    def build() -> Patches:
+        collectors.register()
+        endpoint.register_route()
+        p = Patches()
+        for module in (lambda_hooks, apigateway_hooks, events_hooks):
+            p.patches.extend(module.patches().patches)
+        return p
+
+    _apply("LAB_PATCH_METRICS", build)
+
+
+@hooks.on_infra_start()
+def lab_apigateway_throttling() -> None:
+    from lab_platform.apigateway import patch
+
+    _apply("LAB_PATCH_APIGW_THROTTLING", patch.patches)
+
+
+@hooks.on_infra_start()
+def lab_sqs_esm_scaling() -> None:
+    from lab_platform.sqs_esm import scaling
+
+    _apply("LAB_PATCH_SQS_ESM_SCALING", scaling.patches)
+
+
+@hooks.on_infra_start()
+def lab_async_scaling() -> None:
+    from lab_platform.async_invoke import scaling
+
+    _apply("LAB_PATCH_ASYNC_SCALING", scaling.patches)
+
+
+@hooks.on_infra_start()
+def lab_events_lambda_target() -> None:
+    from lab_platform.async_invoke import events_target
+
+    _apply("LAB_PATCH_EVENTS_LAMBDA_TARGET", events_target.patches)
+
+
+@hooks.on_infra_start()
+def lab_emf() -> None:
+    from lab_platform.emf import patch
+
+    _apply("LAB_PATCH_EMF", patch.patches)

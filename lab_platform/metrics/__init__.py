@@ -1,0 +1,1 @@
+"""Platform metrics in Prometheus exposition, named as in docs/METRICS.md."""

@@ -1,0 +1,48 @@
+"""Toggles for the platform-fidelity patches, read from the LocalStack process environment.
+
+Every patch is on by default; set its variable to `0` (or `false`, `no`, `off`) to get LocalStack
+4.14's own behaviour back, e.g. to measure what a patch changes. The variables are documented in
+`lab_platform/README.md`.
+"""
+
+from __future__ import annotations
+
+import os
+
+FALSE_VALUES = frozenset({"0", "false", "no", "off"})
+
+# name -> what the toggle switches
+TOGGLES: dict[str, str] = {
+    "LAB_PATCH_APIGW_THROTTLING": "API Gateway usage-plan and stage throttling, quotas",
+    "LAB_PATCH_SQS_ESM_SCALING": "SQS event source mapping concurrency",
+    "LAB_PATCH_ASYNC_SCALING": "asynchronous invocation scale-out and throttle retries",
+    "LAB_PATCH_EVENTS_LAMBDA_TARGET": "EventBridge -> Lambda target queued in process (no HTTP call)",
+    "LAB_PATCH_EMF": "Embedded Metric Format extraction from logs",
+    "LAB_PATCH_METRICS": "platform metrics at /_lab/metrics",
+}
+
+
+class SettingError(ValueError):
+    """A lab platform setting is malformed."""
+
+
+def enabled(name: str, environ: dict[str, str] | None = None) -> bool:
+    """Whether the toggle `name` is on (default on)."""
+    if name not in TOGGLES:
+        raise SettingError(f"unknown lab platform toggle {name}: known are {', '.join(TOGGLES)}")
+    raw = (environ if environ is not None else os.environ).get(name, "1").strip().lower()
+    return raw not in FALSE_VALUES
+
+
+def number(name: str, default: float, environ: dict[str, str] | None = None) -> float:
+    """A positive number setting, with a one-line error when malformed."""
+    raw = (environ if environ is not None else os.environ).get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingError(f"{name}={raw!r} is not a number") from None
+    if value <= 0:
+        raise SettingError(f"{name}={raw!r} must be > 0")
+    return value

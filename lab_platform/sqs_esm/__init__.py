@@ -1,0 +1,1 @@
+"""SQS event source mappings that run batches concurrently, as AWS does."""

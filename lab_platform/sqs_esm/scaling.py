@@ -1,0 +1,187 @@
+"""SQS event source mapping pollers that keep up to N batches in flight.
+
+AWS: an SQS event source mapping invokes the function with many batches at once: up to
+`ScalingConfig.MaximumConcurrency` when set, else scaling with the backlog (5, then +300 per
+minute, up to 1,250), always capped by the function's reserved concurrency and the account's
+concurrency (a throttled batch is retried until its visibility timeout, then reappears in the
+queue and counts towards maxReceiveCount / the DLQ). Pollers long-poll: a waiting message is picked
+up at once. Failed batches reappear after the visibility timeout; with `ReportBatchItemFailures`
+only the reported items do.
+LocalStack 4.14: one poller thread per mapping handles one batch at a time (a synchronous invoke),
+then sleeps `LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC` (1 s), backing off up to 10 s when the
+queue was empty: 30 messages of 3 s took 92 s at a concurrency of 1; MaximumConcurrency ignored.
+Here: `SqsPoller.poll_events`, when called from an ESM worker, becomes a dispatcher that runs until
+the worker stops: it receives a batch whenever fewer than the allowed batches are in flight and
+hands it to a worker thread, which runs LocalStack's own `handle_messages` (filtering, invoke,
+partial batch failures, deletes). Pipes keep LocalStack's poller.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import botocore.config
+from botocore.exceptions import ClientError
+
+from localstack.services.lambda_.event_source_mapping.esm_worker import EsmWorker
+from localstack.services.lambda_.event_source_mapping.pipe_utils import get_internal_client
+from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import (
+    DEFAULT_MAX_RECEIVE_COUNT,
+    DEFAULT_MAX_WAIT_TIME_SECONDS,
+    SqsPoller,
+    split_by_message_group_id,
+)
+from localstack.aws.api.sqs import MessageSystemAttributeName
+from localstack.utils.patch import Patches
+
+from lab_platform.sqs_esm.concurrency import MAX_CONCURRENCY, ConcurrencyLimit
+
+LOG = logging.getLogger(__name__)
+
+IDLE_WAIT_SECONDS = 1  # long-poll wait when no batching window is set (returns on first message)
+THROTTLE_BACKOFF = (0.1, 2.0)  # first and largest pause between retries of a throttled batch
+LAMBDA_INVOKE_READ_TIMEOUT = 905  # 900 s maximum function timeout + a margin, as LocalStack
+
+
+class Dispatcher:
+    """Runs one mapping's batches concurrently until its worker's shutdown event is set."""
+
+    def __init__(self, worker: EsmWorker, poller: SqsPoller) -> None:
+        self.worker = worker
+        self.poller = poller
+        scaling = worker.esm_config.get("ScalingConfig") or {}
+        self.limit = ConcurrencyLimit(scaling.get("MaximumConcurrency"))
+        self.capacity = self.limit.maximum or MAX_CONCURRENCY
+        self.in_flight = 0
+        self.cond = threading.Condition()
+        self.stop = worker._shutdown_event
+        self.visibility_timeout = self._visibility_timeout()
+        self.pool = ThreadPoolExecutor(
+            max_workers=self.capacity, thread_name_prefix=f"lab-esm-{worker.uuid[:8]}"
+        )
+        self._widen_invoke_connection_pool()
+
+    def _visibility_timeout(self) -> float:
+        try:
+            attributes = self.poller.source_client.get_queue_attributes(
+                QueueUrl=self.poller.queue_url, AttributeNames=["VisibilityTimeout"]
+            )["Attributes"]
+            return float(attributes.get("VisibilityTimeout", 30))
+        except Exception:  # noqa: BLE001 - fall back to the SQS default
+            return 30.0
+
+    def _widen_invoke_connection_pool(self) -> None:
+        # LocalStack's sender client has botocore's 10 pooled connections; more batches in
+        # flight would open and drop a connection per invoke.
+        sender = getattr(self.poller.processor, "sender", None)
+        if sender is None or self.capacity <= 10:
+            return
+        sender.target_client = get_internal_client(
+            arn=self.worker.esm_config["FunctionArn"],
+            client_config=botocore.config.Config(
+                retries={"total_max_attempts": 1},
+                read_timeout=LAMBDA_INVOKE_READ_TIMEOUT,
+                tcp_keepalive=True,
+                max_pool_connections=self.capacity,
+            ),
+        )
+
+    def run(self) -> None:
+        try:
+            while not self.stop.is_set():
+                with self.cond:
+                    while self.in_flight >= self.limit.allowed() and not self.stop.is_set():
+                        self.cond.wait(0.5)
+                if self.stop.is_set():
+                    break
+                messages = self._receive()
+                if not messages:
+                    with self.cond:
+                        if self.in_flight == 0:
+                            self.limit.drained()
+                    continue
+                self.limit.saw_messages()
+                with self.cond:
+                    self.in_flight += 1
+                self.pool.submit(self._run_batch, messages, time.monotonic())
+        finally:
+            self.pool.shutdown(wait=False)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        window = self.poller.maximum_batching_window
+        response = self.poller.source_client.receive_message(
+            QueueUrl=self.poller.queue_url,
+            MaxNumberOfMessages=min(self.poller.batch_size, DEFAULT_MAX_RECEIVE_COUNT),
+            WaitTimeSeconds=min(window, DEFAULT_MAX_WAIT_TIME_SECONDS) if window else IDLE_WAIT_SECONDS,
+            MessageAttributeNames=["All"],
+            MessageSystemAttributeNames=[MessageSystemAttributeName.All],
+            sqs_override_max_message_count=self.poller.batch_size,
+            sqs_override_wait_time_seconds=window,
+        )
+        return response.get("Messages") or []
+
+    def _run_batch(self, messages: list[dict[str, Any]], received_at: float) -> None:
+        try:
+            if self.poller.is_fifo_queue:
+                chunks = list(split_by_message_group_id(messages).values())
+            else:
+                chunks = [messages]
+            for chunk in chunks:
+                self._handle_with_throttle_retries(chunk, received_at)
+        except Exception as error:  # noqa: BLE001 - the batch reappears after its visibility timeout
+            LOG.info("ESM %s: batch of %d not processed: %s", self.worker.uuid, len(messages), error)
+        finally:
+            with self.cond:
+                self.in_flight -= 1
+                self.cond.notify_all()
+
+    def _handle_with_throttle_retries(self, messages: list[dict[str, Any]], received_at: float) -> None:
+        pause = THROTTLE_BACKOFF[0]
+        deadline = received_at + self.visibility_timeout
+        while True:
+            try:
+                self.poller.handle_messages(messages)
+                return
+            except Exception as error:
+                if not is_throttle(error) or self.stop.is_set():
+                    raise
+                if time.monotonic() + pause >= deadline:
+                    raise  # give up: the messages become visible again, as on AWS
+                self.stop.wait(pause)
+                pause = min(pause * 2, THROTTLE_BACKOFF[1])
+
+
+def is_throttle(error: BaseException) -> bool:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ClientError):
+            if current.response.get("Error", {}).get("Code") == "TooManyRequestsException":
+                return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
+def _poller_loop(fn, self: EsmWorker, *args: Any, **kwargs: Any) -> None:
+    if isinstance(self.poller, SqsPoller):
+        self.poller._lab_worker = self
+    return fn(self, *args, **kwargs)
+
+
+def _poll_events(fn, self: SqsPoller) -> None:
+    worker = getattr(self, "_lab_worker", None)
+    if worker is None:  # EventBridge Pipes and anything else: LocalStack's poller
+        return fn(self)
+    Dispatcher(worker, self).run()
+
+
+def patches() -> Patches:
+    p = Patches()
+    p.function(EsmWorker.poller_loop, _poller_loop)
+    p.function(SqsPoller.poll_events, _poll_events)
+    return p

@@ -1,0 +1,172 @@
+"""API Gateway REST (v1) throttling and quotas as AWS enforces them (issue #4, point 1)."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+import requests
+
+from tests.integration.platform_support import metric
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "111111111111"
+
+
+def mock_api(instance, *, key_required: bool, methods: tuple[str, ...] = ("GET",)) -> tuple[str, str]:
+    """A REST API with /orders answering 200 through a MOCK integration; returns (id, base URL)."""
+    apigw = instance.client("apigateway", account=ACCOUNT)
+    api_id = apigw.create_rest_api(name=f"throttle-{uuid.uuid4().hex[:6]}")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    resource = apigw.create_resource(restApiId=api_id, parentId=root, pathPart="orders")["id"]
+    for method in methods:
+        apigw.put_method(
+            restApiId=api_id,
+            resourceId=resource,
+            httpMethod=method,
+            authorizationType="NONE",
+            apiKeyRequired=key_required,
+        )
+        apigw.put_integration(
+            restApiId=api_id,
+            resourceId=resource,
+            httpMethod=method,
+            type="MOCK",
+            requestTemplates={"application/json": '{"statusCode": 200}'},
+        )
+        apigw.put_method_response(
+            restApiId=api_id, resourceId=resource, httpMethod=method, statusCode="200"
+        )
+        apigw.put_integration_response(
+            restApiId=api_id,
+            resourceId=resource,
+            httpMethod=method,
+            statusCode="200",
+            responseTemplates={"application/json": '{"ok": true}'},
+        )
+    apigw.create_deployment(restApiId=api_id, stageName="test")
+    return api_id, f"{instance.url}/_aws/execute-api/{api_id}/test/orders"
+
+
+def usage_plan_key(instance, api_id: str, api_stages: list | None = None, **plan: object) -> str:
+    apigw = instance.client("apigateway", account=ACCOUNT)
+    key = apigw.create_api_key(name=f"key-{uuid.uuid4().hex[:6]}", enabled=True)
+    plan_id = apigw.create_usage_plan(
+        name=f"plan-{uuid.uuid4().hex[:6]}",
+        apiStages=api_stages or [{"apiId": api_id, "stage": "test"}],
+        **plan,
+    )["id"]
+    apigw.create_usage_plan_key(usagePlanId=plan_id, keyId=key["id"], keyType="API_KEY")
+    return key["value"]
+
+
+def fire(url: str, rate: float, seconds: float, headers: dict | None = None, method: str = "GET"):
+    """Send `rate` requests per second for `seconds`, on schedule; returns the responses."""
+    total = int(rate * seconds)
+    local = threading.local()
+    start = time.monotonic() + 0.2
+
+    def one(i: int) -> tuple[int, str]:
+        delay = start + i / rate - time.monotonic()
+        if delay > 0:
+            time.sleep(delay)
+        session = getattr(local, "session", None) or requests.Session()
+        local.session = session
+        response = session.request(method, url, headers=headers or {}, timeout=30)
+        return response.status_code, response.text
+
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(one, range(total)))
+
+
+def test_usage_plan_throttle_splits_50_per_second_against_rate_10_burst_10(localstack):
+    api_id, url = mock_api(localstack, key_required=True)
+    key = usage_plan_key(localstack, api_id, throttle={"rateLimit": 10.0, "burstLimit": 10})
+    throttled_before = metric(localstack.url, "lab_apigateway_throttled_total", api_id=api_id)
+
+    results = fire(url, rate=50, seconds=4, headers={"x-api-key": key})
+
+    statuses = Counter(status for status, _ in results)
+    passed = len(results) - statuses[429]
+    print(f"throttle split over 4 s at 50/s: {passed} passed, {statuses[429]} answered 429")
+    assert set(statuses) <= {200, 429}, statuses
+    assert 45 <= passed <= 55, statuses
+    bodies = {body for status, body in results if status == 429}
+    assert {json.loads(b)["message"] for b in bodies} == {"Too Many Requests"}
+    # the platform metrics saw exactly the 429s this test caused
+    throttled = metric(localstack.url, "lab_apigateway_throttled_total", api_id=api_id)
+    assert throttled - throttled_before == statuses[429]
+    counted = metric(
+        localstack.url, "lab_apigateway_requests_total", api_id=api_id, status_class="4xx",
+        resource="/orders", method="GET", stage="test",
+    )
+    assert counted == statuses[429]
+
+
+def test_missing_or_wrong_key_still_answers_403(localstack):
+    api_id, url = mock_api(localstack, key_required=True)
+    usage_plan_key(localstack, api_id, throttle={"rateLimit": 1.0, "burstLimit": 1})
+    for headers in ({}, {"x-api-key": "not-a-key"}):
+        for _ in range(3):
+            response = requests.get(url, headers=headers, timeout=10)
+            assert response.status_code == 403, response.text
+            assert response.json() == {"message": "Forbidden"}
+
+
+def test_quota_answers_limit_exceeded_after_the_limit(localstack):
+    api_id, url = mock_api(localstack, key_required=True)
+    key = usage_plan_key(
+        localstack,
+        api_id,
+        throttle={"rateLimit": 100.0, "burstLimit": 100},
+        quota={"limit": 5, "period": "DAY"},
+    )
+    responses = [requests.get(url, headers={"x-api-key": key}, timeout=10) for _ in range(8)]
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 3
+    assert responses[-1].json() == {"message": "Limit Exceeded"}
+    assert responses[-1].headers["x-amzn-ErrorType"] == "LimitExceededException"
+
+
+def test_usage_plan_per_method_throttle_overrides_the_plan(localstack):
+    api_id, url = mock_api(localstack, key_required=True, methods=("GET", "POST"))
+    key = usage_plan_key(
+        localstack,
+        api_id,
+        throttle={"rateLimit": 100.0, "burstLimit": 100},
+        api_stages=[
+            {
+                "apiId": api_id,
+                "stage": "test",
+                "throttle": {"/orders/GET": {"rateLimit": 0.5, "burstLimit": 2}},
+            }
+        ],
+    )
+    headers = {"x-api-key": key}
+    get_statuses = [requests.get(url, headers=headers, timeout=10).status_code for _ in range(6)]
+    post_statuses = [requests.post(url, headers=headers, timeout=10).status_code for _ in range(6)]
+    # GET: a bucket of 2 refilled at 0.5/s (a 3rd token only if the 6 calls took >= 2 s)
+    assert get_statuses[:2] == [200, 200] and get_statuses.count(200) in (2, 3), get_statuses
+    assert get_statuses.count(429) == 6 - get_statuses.count(200)
+    assert post_statuses == [200] * 6  # the plan's 100/s applies to POST
+
+
+def test_stage_method_settings_throttle_all_clients(localstack):
+    api_id, url = mock_api(localstack, key_required=False)
+    apigw = localstack.client("apigateway", account=ACCOUNT)
+    apigw.update_stage(
+        restApiId=api_id,
+        stageName="test",
+        patchOperations=[
+            {"op": "replace", "path": "/*/*/throttling/rateLimit", "value": "0.5"},
+            {"op": "replace", "path": "/*/*/throttling/burstLimit", "value": "3"},
+        ],
+    )
+    statuses = [requests.get(url, timeout=10).status_code for _ in range(8)]
+    assert statuses.count(200) in (3, 4), statuses
+    assert statuses.count(429) == 8 - statuses.count(200)
