@@ -1,0 +1,168 @@
+"""`python -m labctl up|down|status`: bring the lab up and down, in either mode.
+
+`up` picks Docker Compose when a Docker engine answers, else host mode (LAB_MODE overrides),
+prints each step, the URLs and where the logs are. `down` stops exactly what `up` started: host
+processes by their recorded PIDs, or the compose project, and checks no lab port stays bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import subprocess
+import sys
+import time
+
+from labctl import localstack_host, mode, processes
+from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
+
+ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT", "LAB_GRAFANA_PORT", "LAB_LOCUST_PORT",
+             "LAB_LOCUST_METRICS_PORT")
+
+
+def step(text: str) -> None:
+    print(f"==> {text}", flush=True)
+
+
+def port_bound(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _check_ports_free(settings: Settings, keys: tuple[str, ...]) -> None:
+    for key in keys:
+        port = settings.port(key)
+        if port_bound(port):
+            raise SettingsError(
+                f"port {port} ({key}) is already in use: run `make down`, stop what holds it, "
+                f"or choose another with {key}=... make up"
+            )
+
+
+def up_host(settings: Settings) -> None:
+    from labctl import prometheus_host
+
+    _check_ports_free(settings, ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT"))
+    step(f"starting LocalStack 4.14.0 on {settings.localstack_url} (host mode, process runtime executor)")
+    localstack_host.start(settings)
+    step(f"starting Prometheus on {settings.prometheus_url}")
+    try:
+        prometheus_host.start(settings)
+    except prometheus_host.PrometheusError as error:
+        print(f"  Prometheus not started: {error}", flush=True)
+
+
+def up_docker(settings: Settings) -> None:
+    compose = mode.compose_command()
+    step("building and starting LocalStack, Prometheus and Grafana with Docker Compose")
+    subprocess.run([*compose, "up", "--detach", "--build", "--wait"], cwd=REPO_ROOT, check=True)
+
+
+def bootstrap(settings: Settings) -> dict:
+    from bootstrap.provision import provision_all
+
+    step("provisioning both topologies (bootstrap)")
+    return provision_all(settings.localstack_url, settings)
+
+
+def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: float) -> None:
+    print()
+    print(f"The lab is up ({lab_mode} mode) after {seconds:.0f} s.")
+    print(f"  LocalStack   {settings.localstack_url}   platform metrics {settings.localstack_url}/_lab/metrics")
+    print(f"  Prometheus   {settings.prometheus_url}")
+    if lab_mode == "docker":
+        print(f"  Grafana      {settings.grafana_url}   (anonymous viewer; home dashboard: the comparison)")
+    else:
+        print("  Grafana      needs Docker; in host mode use Prometheus, `make report`, or import grafana/dashboards/*.json")
+    for name, topo in endpoints.get("topologies", {}).items():
+        print(f"  {name:16} notify {topo.get('notify_url')}")
+    print(f"  endpoints    {ENDPOINTS_FILE.relative_to(REPO_ROOT)}")
+    if lab_mode == "host":
+        print(f"  logs         {processes.LOG_DIR.relative_to(REPO_ROOT)}/ (localstack.log, prometheus.log)")
+    else:
+        print("  logs         docker compose logs -f localstack")
+    print("Next: `make load` (18-minute seed ramp; PROFILE=smoke for 3 minutes), then watch the dashboards.")
+    print("Stop: `make down`.")
+
+
+def cmd_up(_: argparse.Namespace) -> int:
+    began = time.monotonic()
+    settings = Settings.load()
+    lab_mode = mode.choose()
+    previous = mode.last()
+    if previous and any(p.alive for p in processes.managed()):
+        raise SettingsError(f"the lab is already up ({previous} mode): `make down` first, or `make status`")
+    mode.remember(lab_mode)
+    try:
+        (up_docker if lab_mode == "docker" else up_host)(settings)
+        endpoints = bootstrap(settings)
+    except BaseException:
+        print("error: bringing the lab up failed; stopping what was started", file=sys.stderr, flush=True)
+        cmd_down(argparse.Namespace())
+        raise
+    print_summary(lab_mode, settings, endpoints, time.monotonic() - began)
+    return 0
+
+
+def cmd_down(_: argparse.Namespace) -> int:
+    settings = Settings.load()
+    lab_mode = mode.last()
+    if lab_mode == "docker":
+        step("stopping the compose project")
+        subprocess.run([*mode.compose_command(), "down", "--remove-orphans"], cwd=REPO_ROOT, check=False)
+    stopped = []
+    # reverse start order: Locust and Prometheus before LocalStack
+    for process in sorted(processes.managed(), key=lambda p: p.name == "localstack"):
+        if processes.stop(process.name):
+            stopped.append(f"{process.name} (pid {process.pid})")
+    step("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
+    mode.MODE_FILE.unlink(missing_ok=True)
+    bound = [f"{k}={settings.port(k)}" for k in PORT_KEYS if port_bound(settings.port(k))]
+    if bound:
+        print(f"warning: still bound (not by the lab's recorded processes?): {', '.join(bound)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def cmd_status(_: argparse.Namespace) -> int:
+    settings = Settings.load()
+    lab_mode = mode.last()
+    print(f"mode: {lab_mode or 'down'}")
+    for process in processes.managed():
+        state = "running" if process.alive else "dead"
+        print(f"  {process.name:12} pid {process.pid:<8} {state:8} log {process.log_file}")
+    if lab_mode:
+        try:
+            services = localstack_host.health(settings.localstack_url)["services"]
+            print(f"  LocalStack {settings.localstack_url}: lambda {services.get('lambda')}")
+        except OSError:
+            print(f"  LocalStack {settings.localstack_url}: not answering")
+    if ENDPOINTS_FILE.exists():
+        topologies = json.loads(ENDPOINTS_FILE.read_text()).get("topologies", {})
+        for name, topo in topologies.items():
+            print(f"  {name:16} notify {topo.get('notify_url')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="labctl", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="bring the lab up").set_defaults(run=cmd_up)
+    commands.add_parser("down", help="stop everything the lab started").set_defaults(run=cmd_down)
+    commands.add_parser("status", help="what runs, and where").set_defaults(run=cmd_status)
+    args = parser.parse_args(argv)
+    try:
+        return args.run(args)
+    except (SettingsError, processes.ProcessError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except subprocess.CalledProcessError as error:
+        print(f"error: {' '.join(map(str, error.cmd))} failed (exit {error.returncode})", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
