@@ -1,0 +1,211 @@
+"""`python -m grafana.build` (`make dashboards`): generate the dashboards from `grafana/panels.py`
+with grafana-foundation-sdk into `grafana/dashboards/*.json`, then lint them.
+
+`--check` regenerates in memory and fails if the committed JSON differs (CI / tests).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from grafana_foundation_sdk.builders import common as common_b
+from grafana_foundation_sdk.builders import dashboard as dash_b
+from grafana_foundation_sdk.builders import prometheus as prom_b
+from grafana_foundation_sdk.builders import stat as stat_b
+from grafana_foundation_sdk.builders import timeseries as ts_b
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.models import common
+from grafana_foundation_sdk.models import dashboard as dash_m
+
+from grafana.lint import lint
+from grafana.panels import TOPOLOGIES, PanelSpec, catalogue
+from labctl.settings import REPO_ROOT, Settings, read_env_file
+
+DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
+DATASOURCE_UID = "lab-prometheus"  # fixed: provisioning/datasources/prometheus.yml
+DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
+OVERVIEW_UID = "lab-overview"  # the home dashboard (grafana.ini)
+TAG = "serverless-boundary-lab"
+HEIGHT = {"timeseries": 8, "stat": 6}
+
+
+def _thresholds(spec: PanelSpec) -> dash_b.ThresholdsConfig:
+    return (
+        dash_b.ThresholdsConfig()
+        .mode(dash_m.ThresholdsMode.ABSOLUTE)
+        .steps([dash_m.Threshold(value=v, color=c) for v, c in spec.thresholds])
+    )
+
+
+def _targets(spec: PanelSpec, topology: str) -> list[prom_b.Dataquery]:
+    targets = []
+    for i, q in enumerate(spec.for_topology(topology)):
+        target = (
+            prom_b.Dataquery().expr(q.expr).legend_format(q.legend).ref_id(chr(ord("A") + i))
+            .datasource(DATASOURCE)
+        )
+        # a stat shows the last value; its sparkline needs the range too
+        targets.append(target.range_and_instant() if spec.kind == "stat" else target.range())
+    return targets
+
+
+def panel(spec: PanelSpec, topology: str, x: int, y: int, w: int, suffix: bool) -> object:
+    title = f"{spec.title} - {topology}" if suffix else spec.title
+    grid = dash_m.GridPos(h=HEIGHT[spec.kind], w=w, x=x, y=y)
+    if spec.kind == "stat":
+        builder = (
+            stat_b.Panel()
+            .graph_mode(common.BigValueGraphMode.AREA)
+            .color_mode(common.BigValueColorMode.BACKGROUND)
+            .reduce_options(common_b.ReduceDataOptions().calcs(["lastNotNull"]))
+        )
+    else:
+        builder = (
+            ts_b.Panel()
+            .line_width(2)
+            .fill_opacity(10)
+            .legend(common_b.VizLegendOptions().display_mode(common.LegendDisplayMode.LIST)
+                    .placement(common.LegendPlacement.BOTTOM).show_legend(True))
+            .tooltip(common_b.VizTooltipOptions().mode(common.TooltipDisplayMode.MULTI)
+                     .sort(common.SortOrder.DESCENDING))
+        )
+        if spec.show_thresholds:
+            builder = builder.thresholds_style(
+                common_b.GraphThresholdsStyleConfig().mode(common.GraphTresholdsStyleMode.LINE)
+            )
+        if "right_axis_seconds" in spec.extra:
+            builder = builder.override_by_name(
+                spec.extra["right_axis_seconds"],
+                [dash_m.DynamicConfigValue(id_val="unit", value="s"),
+                 dash_m.DynamicConfigValue(id_val="custom.axisPlacement", value="right")],
+            )
+    builder = (
+        builder.title(title)
+        .description(spec.description)
+        .datasource(DATASOURCE)
+        .grid_pos(grid)
+        .unit(spec.unit)
+        .thresholds(_thresholds(spec))
+        .targets(_targets(spec, topology))
+    )
+    if spec.min is not None:
+        builder = builder.min(spec.min)
+    if spec.max is not None:
+        builder = builder.max(spec.max)
+    return builder
+
+
+def _base(uid: str, title: str, description: str) -> dash_b.Dashboard:
+    links = [
+        dash_b.DashboardLink("Lab dashboards").type(dash_m.DashboardLinkType.DASHBOARDS)
+        .tags([TAG]).as_dropdown(True).keep_time(True).include_vars(False)
+        .target_blank(False).icon("external link").tooltip("").url("")
+    ]
+    return (
+        dash_b.Dashboard(title)
+        .uid(uid)
+        .description(description)
+        .tags([TAG])
+        .time("now-30m", "now")
+        .refresh("5s")
+        .timezone("browser")
+        .tooltip(dash_m.DashboardCursorSync.CROSSHAIR)
+        .readonly()
+        .links(links)
+    )
+
+
+def overview(specs: tuple[PanelSpec, ...]) -> dict:
+    """The home dashboard: every panel for both topologies, side by side (left: no flow control)."""
+    board = _base(
+        OVERVIEW_UID, "Serverless Boundary Lab: no flow control vs flow control",
+        "The article's graphs for both topologies at once: no-flow-control (left) and "
+        "flow-control (right), under the same Locust profile.",
+    )
+    pid, y = 1, 0
+    for spec in specs:
+        for column, topology in enumerate(TOPOLOGIES):
+            if topology in spec.topologies:
+                board = board.with_panel(
+                    panel(spec, topology, 12 * column, y, 12, suffix=True).id(pid)
+                )
+                pid += 1
+        y += HEIGHT[spec.kind]
+    return _encode(board)
+
+
+def per_topology(specs: tuple[PanelSpec, ...], topology: str) -> dict:
+    board = _base(
+        f"lab-{topology}", f"Serverless Boundary Lab: {topology}",
+        f"Every panel of the {topology} topology (account "
+        f"{'111111111111' if topology == 'no-flow-control' else '222222222222'}).",
+    )
+    pid, x, y, row_height = 1, 0, 0, 0
+    for spec in (s for s in specs if topology in s.topologies):
+        width = spec.width
+        if x + width > 24:
+            x, y, row_height = 0, y + row_height, 0
+        board = board.with_panel(panel(spec, topology, x, y, width, suffix=False).id(pid))
+        pid += 1
+        x += width
+        row_height = max(row_height, HEIGHT[spec.kind])
+    return _encode(board)
+
+
+def _encode(board: dash_b.Dashboard) -> dict:
+    return json.loads(JSONEncoder(sort_keys=True).encode(board.build()))
+
+
+def account_limit() -> int:
+    """The limit from `.env` itself (not the environment), so the JSON is the same for everyone."""
+    return Settings(read_env_file(REPO_ROOT / ".env")).integer("LAB_ACCOUNT_CONCURRENCY", 1)
+
+
+def generate() -> dict[str, dict]:
+    specs = catalogue(account_limit())
+    boards = {"overview.json": overview(specs)}
+    for topology in TOPOLOGIES:
+        boards[f"{topology}.json"] = per_topology(specs, topology)
+    return boards
+
+
+def render(board: dict) -> str:
+    return json.dumps(board, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m grafana.build", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="fail if the committed JSON is stale")
+    args = parser.parse_args(argv)
+    boards = generate()
+    problems = lint(boards, DATASOURCE_UID)
+    for problem in problems:
+        print(f"lint: {problem}", file=sys.stderr)
+    if problems:
+        return 1
+    stale = []
+    for name, board in boards.items():
+        path = DASHBOARDS_DIR / name
+        text = render(board)
+        if args.check:
+            if not path.exists() or path.read_text() != text:
+                stale.append(name)
+        else:
+            DASHBOARDS_DIR.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+    queries = sum(len(p.get("targets", [])) for b in boards.values() for p in b["panels"])
+    panels = sum(len(b["panels"]) for b in boards.values())
+    if stale:
+        print(f"error: {', '.join(stale)} out of date: run `make dashboards`", file=sys.stderr)
+        return 1
+    verb = "checked" if args.check else "wrote"
+    print(f"dashboards: {verb} {len(boards)} dashboards, {panels} panels, {queries} queries "
+          f"in {DASHBOARDS_DIR.relative_to(REPO_ROOT)}; lint clean")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,247 @@
+"""The dashboards' panels as data: what each shows, its PromQL, unit and thresholds.
+
+Every query takes a topology selector `{sel}` (`topology="no-flow-control"`), so the same panel
+is drawn per topology and side by side. Names come from docs/METRICS.md and the bootstrap's
+resource names (bootstrap/topology.py). `$__rate_interval` and `$__range` are Grafana's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+TOPOLOGIES = ("no-flow-control", "flow-control")
+RATE = "$__rate_interval"
+
+NOTIFICATION = "NotificationFunction"
+DELIVERY = "DeliveryFunction"
+COURIER_FUNCTION = "SlowApiFunction"
+COURIER_API = "sls-observe-courier"
+
+GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
+
+
+@dataclass(frozen=True)
+class Query:
+    expr: str
+    legend: str
+
+
+@dataclass(frozen=True)
+class PanelSpec:
+    key: str
+    title: str
+    description: str
+    unit: str
+    queries: tuple[Query, ...]
+    # (value, color) steps; the first value is None (the base colour)
+    thresholds: tuple[tuple[float | None, str], ...]
+    kind: str = "timeseries"  # or "stat"
+    min: float | None = 0
+    max: float | None = None
+    topologies: tuple[str, ...] = TOPOLOGIES  # where the panel makes sense
+    show_thresholds: bool = False  # draw threshold lines/areas on a time series
+    width: int = 12
+    extra: dict = field(default_factory=dict)
+
+    def for_topology(self, topology: str) -> tuple[Query, ...]:
+        sel = f'topology="{topology}"'
+        return tuple(Query(q.expr.replace("{sel}", sel), q.legend) for q in self.queries)
+
+
+def _rate(metric: str, matchers: str = "", by: str = "") -> str:
+    inner = f"{metric}{{{{sel}}{', ' + matchers if matchers else ''}}}"
+    grouping = f" by ({by})" if by else ""
+    return f"sum{grouping}(rate({inner}[{RATE}]))"
+
+
+def _zero_if_none(counter: str, base: str) -> str:
+    """`counter`, or 0 for every series of `base` that has no counter series yet.
+
+    A labelled counter only exists after its first increment: a function that never errored has
+    no error series. Shown as 0 while the function runs, not "No data"; still no data (honestly)
+    while nothing runs at all.
+    """
+    return f"({counter} or 0 * {base})"
+
+
+def _quantile(q: float, bucket: str, matchers: str = "", by: str = "") -> str:
+    grouping = f"le, {by}" if by else "le"
+    inner = f"{bucket}{{{{sel}}{', ' + matchers if matchers else ''}}}"
+    return f"histogram_quantile({q}, sum by ({grouping}) (rate({inner}[{RATE}])))"
+
+
+def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
+    courier = f'api_name="{COURIER_API}"'
+    delivery = f'function_name="{DELIVERY}"'
+    courier_all = _rate("lab_apigateway_requests_total", courier)
+    delivery_inv = _rate("lab_lambda_invocations_total", delivery)
+    delivery_err = _zero_if_none(_rate("lab_lambda_errors_total", delivery), delivery_inv)
+    invocations_by_fn = _rate("lab_lambda_invocations_total", by="function_name")
+    accepted = _rate("emf_orders_accepted_total")
+    success_pct = ((None, RED), (50, ORANGE), (75, GREEN))
+    return (
+        PanelSpec(
+            "courier-success", "Courier success %",
+            "Share of courier (SlowAPI) calls answered 2xx at its API Gateway. About 80% by design "
+            "(20% planned failures); lower means 429s from the 10 req/s usage plan.",
+            "percent",
+            (Query(f'100 * {_rate("lab_apigateway_requests_total", f"{courier}, status_class=\"2xx\"")}'
+                   f" / {courier_all}", "2xx %"),),
+            success_pct, min=0, max=100, show_thresholds=True,
+        ),
+        PanelSpec(
+            "courier-429", "Courier answers: 429s and status classes",
+            "Courier calls per second by status class, and the 429s of its usage plan "
+            "(rate 10, burst 10).",
+            "reqps",
+            (
+                Query(_zero_if_none(_rate("lab_apigateway_throttled_total", courier), courier_all),
+                      "429/s"),
+                Query(_rate("lab_apigateway_requests_total", courier, by="status_class"),
+                      "{{status_class}}"),
+            ),
+            ((None, GREEN), (1, ORANGE), (5, RED)),
+        ),
+        PanelSpec(
+            "delivery-success", "Delivery function success %",
+            "100 x (1 - Errors / Invocations) of the DeliveryFunction: the article's 'Delivery "
+            "Lambda Success' graph.",
+            "percent",
+            (Query(f"100 * (1 - {delivery_err} / {delivery_inv})", "success %"),),
+            ((None, RED), (90, ORANGE), (98, GREEN)), min=0, max=100, show_thresholds=True,
+        ),
+        PanelSpec(
+            "actual-success", "Actual success rate: orders delivered / accepted",
+            "Orders the courier accepted over orders the notify API accepted, in the dashboard's "
+            "time range (EMF OrdersDelivered / OrdersAccepted): the article's 'actual success rate'.",
+            "percent",
+            (Query(f"100 * sum(increase(emf_orders_delivered_total{{{{sel}}}}[$__range])) / "
+                   f"sum(increase(emf_orders_accepted_total{{{{sel}}}}[$__range]))", "delivered %"),),
+            ((None, RED), (80, ORANGE), (95, GREEN)), kind="stat", min=0, max=100, width=6,
+        ),
+        PanelSpec(
+            "orders", "Orders accepted vs delivered",
+            "Orders per second accepted by the notify API, delivered to the courier, and given up "
+            "(EMF OrdersAccepted, OrdersDelivered, DeliveryFailed).",
+            "suffix: orders/s",
+            (
+                Query(accepted, "accepted"),
+                Query(_zero_if_none(_rate("emf_orders_delivered_total"), accepted), "delivered"),
+                Query(_zero_if_none(_rate("emf_delivery_failed_total"), accepted), "failed"),
+            ),
+            ((None, GREEN),), width=18,
+        ),
+        PanelSpec(
+            "account-concurrency", "Account concurrency vs limit",
+            "ConcurrentExecutions of the whole account against its limit (the article's graph "
+            "peaked at 788 of 1,000).",
+            "short",
+            (
+                Query("sum(lab_lambda_account_concurrent_executions{{sel}})", "account concurrency"),
+                Query("max(lab_lambda_account_concurrency_limit{{sel}})", "limit"),
+            ),
+            ((None, GREEN), (round(0.5 * account_limit), ORANGE), (round(0.8 * account_limit), RED)),
+            show_thresholds=True,
+        ),
+        PanelSpec(
+            "function-concurrency", "Concurrency per function",
+            "ConcurrentExecutions per function. With flow control the delivery function stays at "
+            "the event source mapping's maximum concurrency (10).",
+            "short",
+            (Query("sum by (function_name) (lab_lambda_concurrent_executions{{sel}})",
+                   "{{function_name}}"),),
+            ((None, GREEN), (10, ORANGE), (100, RED)),
+        ),
+        PanelSpec(
+            "invocations", "Invocations per function",
+            "Lambda Invocations per second, per function.", "reqps",
+            (Query(invocations_by_fn, "{{function_name}}"),),
+            ((None, GREEN),),
+        ),
+        PanelSpec(
+            "errors", "Errors per function",
+            "Lambda Errors (function errors and timeouts) per second, per function.", "reqps",
+            (Query(_zero_if_none(_rate("lab_lambda_errors_total", by="function_name"),
+                                 invocations_by_fn), "{{function_name}}"),),
+            ((None, GREEN), (0.5, ORANGE), (2, RED)),
+        ),
+        PanelSpec(
+            "throttles", "Throttles per function",
+            "Lambda Throttles per second, per function (account or reserved concurrency "
+            "exhausted).", "reqps",
+            (Query(_zero_if_none(_rate("lab_lambda_throttles_total", by="function_name"),
+                                 invocations_by_fn), "{{function_name}}"),),
+            ((None, GREEN), (0.1, ORANGE), (1, RED)),
+        ),
+        PanelSpec(
+            "duration", "Duration p50 / p95 per function",
+            "Lambda Duration percentiles. Delivery grows with tenacity's 3-8 s waits between "
+            "courier retries.", "s",
+            (
+                Query(_quantile(0.5, "lab_lambda_duration_seconds_bucket", by="function_name"),
+                      "p50 {{function_name}}"),
+                Query(_quantile(0.95, "lab_lambda_duration_seconds_bucket", by="function_name"),
+                      "p95 {{function_name}}"),
+            ),
+            ((None, GREEN), (10, ORANGE), (25, RED)),  # the functions time out at 29 s
+        ),
+        PanelSpec(
+            "queue-depth", "Queue depth",
+            "SQS messages visible and in flight per queue: the delivery queue and its DLQ "
+            "(flow-control), the on-failure destination (no-flow-control).", "short",
+            (
+                Query("sum by (queue_name) (lab_sqs_messages_visible{{sel}})",
+                      "visible {{queue_name}}"),
+                Query("sum by (queue_name) (lab_sqs_messages_not_visible{{sel}})",
+                      "in flight {{queue_name}}"),
+            ),
+            ((None, GREEN), (100, ORANGE), (1000, RED)),
+        ),
+        PanelSpec(
+            "queue-age", "Oldest message age",
+            "SQS ApproximateAgeOfOldestMessage per queue.", "s",
+            (Query("max by (queue_name) (lab_sqs_oldest_message_age_seconds{{sel}})",
+                   "{{queue_name}}"),),
+            ((None, GREEN), (60, ORANGE), (300, RED)),
+        ),
+        PanelSpec(
+            "async-queue", "Asynchronous event queue (EventBridge -> delivery)",
+            "Without flow control the delivery function's queue is Lambda's internal async "
+            "queue: events received, retried and dropped per second, and the p95 age of an event "
+            "when its attempt starts (AsyncEventAge, right axis).", "reqps",
+            (
+                Query(_rate("lab_lambda_async_events_received_total", delivery), "received/s"),
+                Query(_zero_if_none(_rate("lab_lambda_async_events_retried_total", delivery),
+                                    _rate("lab_lambda_async_events_received_total", delivery)),
+                      "retried/s"),
+                Query(_zero_if_none(_rate("lab_lambda_async_events_dropped_total", delivery),
+                                    _rate("lab_lambda_async_events_received_total", delivery)),
+                      "dropped/s"),
+                Query(_quantile(0.95, "lab_lambda_async_event_age_seconds_bucket", delivery),
+                      "event age p95"),
+            ),
+            ((None, GREEN), (1, ORANGE), (5, RED)),
+            topologies=("no-flow-control",),
+            extra={"right_axis_seconds": "event age p95"},
+        ),
+        PanelSpec(
+            "delivery-latency", "Delivery latency p50 / p95",
+            "From acceptance by the notify API to the courier's 2xx (EMF DeliveryLatency).", "s",
+            (
+                Query(_quantile(0.5, "emf_delivery_latency_seconds_bucket"), "p50"),
+                Query(_quantile(0.95, "emf_delivery_latency_seconds_bucket"), "p95"),
+            ),
+            ((None, GREEN), (10, ORANGE), (60, RED)),
+        ),
+        PanelSpec(
+            "locust", "Locust: requests/s, failures/s and target",
+            "What the load generator sent to the notify API (arrival rate held by the profile).",
+            "reqps",
+            (
+                Query("sum(locust_target_rps{{sel}})", "target"),
+                Query(_rate("locust_requests_total"), "sent/s"),
+                Query(_rate("locust_request_failures_total"), "failed/s"),
+            ),
+            ((None, GREEN),),
+        ),
+    )

@@ -1,0 +1,105 @@
+"""The dashboard lint, the committed JSON being what the code generates, and the issue's panels."""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import pytest
+import yaml
+
+from grafana.build import DASHBOARDS_DIR, DATASOURCE_UID, OVERVIEW_UID, generate, main
+from grafana.lint import lint
+from labctl.settings import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def boards() -> dict[str, dict]:
+    return generate()
+
+
+def test_generated_dashboards_lint_clean(boards) -> None:
+    assert lint(boards, DATASOURCE_UID) == []
+
+
+def test_committed_json_is_up_to_date(capsys) -> None:
+    assert main(["--check"]) == 0, capsys.readouterr().err
+    committed = {p.name: json.loads(p.read_text()) for p in DASHBOARDS_DIR.glob("*.json")}
+    assert committed == generate()
+
+
+def _titles(board: dict) -> list[str]:
+    return [p["title"] for p in board["panels"]]
+
+
+@pytest.mark.parametrize("needle", [
+    "Courier success %", "429s", "Delivery function success %", "Concurrency per function",
+    "Account concurrency vs limit", "Invocations per function", "Errors per function",
+    "Throttles per function", "Duration p50 / p95", "Queue depth", "Oldest message age",
+    "Orders accepted vs delivered", "Actual success rate", "Delivery latency",
+    "Locust: requests/s, failures/s",
+])
+def test_issue_panels_exist_per_topology_and_side_by_side(boards, needle) -> None:
+    for topology in ("no-flow-control", "flow-control"):
+        assert any(needle in t for t in _titles(boards[f"{topology}.json"])), (needle, topology)
+        side = [p for p in boards["overview.json"]["panels"]
+                if needle in p["title"] and p["title"].endswith(f" - {topology}")]
+        assert side, (needle, topology)
+        # side by side: no-flow-control on the left half, flow-control on the right
+        assert side[0]["gridPos"]["x"] == (0 if topology == "no-flow-control" else 12)
+
+
+def test_queries_select_their_own_topology_only(boards) -> None:
+    for topology in ("no-flow-control", "flow-control"):
+        other = "flow-control" if topology == "no-flow-control" else "no-flow-control"
+        for panel in boards[f"{topology}.json"]["panels"]:
+            for target in panel["targets"]:
+                assert f'topology="{topology}"' in target["expr"]
+                assert f'topology="{other}"' not in target["expr"]
+
+
+def test_units_and_thresholds(boards) -> None:
+    panels = {p["title"]: p for p in boards["flow-control.json"]["panels"]}
+    limit = panels["Account concurrency vs limit"]["fieldConfig"]["defaults"]
+    env = dict(line.split("=", 1) for line in (REPO_ROOT / ".env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert limit["thresholds"]["steps"][-1]["value"] == round(0.8 * int(env["LAB_ACCOUNT_CONCURRENCY"]))
+    assert panels["Courier success %"]["fieldConfig"]["defaults"]["unit"] == "percent"
+    assert panels["Duration p50 / p95 per function"]["fieldConfig"]["defaults"]["unit"] == "s"
+    assert panels["Locust: requests/s, failures/s and target"]["fieldConfig"]["defaults"]["unit"] == "reqps"
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    (lambda p: p["targets"][0].update(expr="sum(rate(lab_lambda_invocatons_total[1m]))"),
+     "unknown metric lab_lambda_invocatons_total"),
+    (lambda p: p["targets"][0].update(expr="sum(rate(lab_lambda_invocations_total[1m])"),
+     "unclosed left parenthesis"),
+    (lambda p: p["datasource"].update(uid="other"), "datasource uid is not 'lab-prometheus'"),
+    (lambda p: p["fieldConfig"]["defaults"].pop("unit"), "no unit"),
+    (lambda p: p["fieldConfig"]["defaults"]["thresholds"].update(steps=[]), "no thresholds"),
+    (lambda p: p["fieldConfig"]["defaults"].update(max=120), "bounded 0-100"),
+    (lambda p: p["targets"][0].update(expr="up{topology=\"$topology\"}"), "undefined variable"),
+    (lambda p: p["gridPos"].update(x=20), "outside the 24-column grid"),
+    (lambda p: p["gridPos"].update(y=8), "overlap"),
+])
+def test_lint_catches(boards, breakage, message) -> None:
+    if "unclosed" in message and shutil.which("promtool") is None:
+        pytest.skip("promtool not installed (scripts/install-system-deps.sh)")
+    broken = copy.deepcopy(boards)
+    breakage(broken["overview.json"]["panels"][0])  # Courier success %, a percent panel
+    problems = lint(broken, DATASOURCE_UID)
+    assert any(message in p for p in problems), problems
+
+
+def test_provisioning_points_at_the_fixed_uid_and_the_home_dashboard() -> None:
+    grafana = REPO_ROOT / "grafana"
+    datasources = yaml.safe_load((grafana / "provisioning/datasources/prometheus.yml").read_text())
+    assert datasources["datasources"][0]["uid"] == DATASOURCE_UID
+    assert datasources["datasources"][0]["jsonData"]["timeInterval"] == "5s"
+    provider = yaml.safe_load((grafana / "provisioning/dashboards/lab.yml").read_text())
+    assert provider["providers"][0]["folder"] == "Serverless Boundary Lab"
+    ini = (grafana / "grafana.ini").read_text()
+    assert "[auth.anonymous]\nenabled = true" in ini and "org_role = Viewer" in ini
+    home = ini.split("default_home_dashboard_path = ")[1].split()[0]
+    assert json.loads((DASHBOARDS_DIR / home.rsplit("/", 1)[1]).read_text())["uid"] == OVERVIEW_UID
