@@ -1,0 +1,302 @@
+"""Provision both topologies, each complete in its own emulated account, and write endpoints.json.
+
+Per topology, in dependency order: roles and log groups; the courier (table, function, REST API
+with key and usage plan); the delivery configuration (SSM parameter, secret) filled from what was
+just created; the bus; the delivery path (no-flow-control: rule -> DeliveryFunction with async
+retries and an on-failure queue; flow-control: rule -> queue -> event source mapping, DLQ);
+finally the notification API in front of the bus. Every step is idempotent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from bootstrap import topology as t
+from bootstrap.aws import Clients
+from bootstrap.packaging import Package, build_all
+from bootstrap.progress import Progress
+from bootstrap.resources import (
+    FunctionSpec,
+    ServiceUnavailable,
+    ensure_api_key,
+    ensure_async_config,
+    ensure_event_bus,
+    ensure_event_source_mapping,
+    ensure_function,
+    ensure_lambda_proxy_method,
+    ensure_log_group,
+    ensure_parameter,
+    ensure_permission,
+    ensure_queue,
+    ensure_rest_api,
+    ensure_role,
+    ensure_rule,
+    ensure_secret,
+    ensure_stage,
+    ensure_table,
+    ensure_usage_plan,
+)
+from labctl.settings import STATE_DIR, Settings
+
+ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+COURIER_PROFILES = ("seed", "seed-code")
+
+
+class ProvisioningError(RuntimeError):
+    """Provisioning cannot go on; the message says what to fix."""
+
+
+def _statement(actions: list[str], resources: list[str]) -> dict[str, Any]:
+    return {"Effect": "Allow", "Action": actions, "Resource": resources}
+
+
+def _policy(*statements: dict[str, Any]) -> dict[str, Any]:
+    return {"Version": "2012-10-17", "Statement": list(statements)}
+
+
+def _logs_statement(c: Clients, function: str) -> dict[str, Any]:
+    group = c.arn("logs", f"log-group:{t.log_group(function)}")
+    return _statement(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [group, f"{group}:*"])
+
+
+def function_side_url(localstack_url: str, settings: Settings) -> str:
+    """LocalStack's URL as a function sees it: the courier endpoint is written in this form.
+
+    In host mode functions are local processes, so the host URL works. In Docker Compose mode
+    they run inside the LocalStack container, where the gateway listens on 4566 whatever port the
+    host maps. `LAB_FUNCTION_LOCALSTACK_URL` overrides the detection.
+    """
+    override = settings.values.get("LAB_FUNCTION_LOCALSTACK_URL") or os.environ.get("LAB_FUNCTION_LOCALSTACK_URL")
+    if override:
+        return override.rstrip("/")
+    try:
+        with urllib.request.urlopen(f"{localstack_url}/_localstack/info", timeout=5) as response:
+            in_docker = bool(json.load(response).get("is_docker"))
+    except OSError as error:
+        raise ProvisioningError(f"LocalStack at {localstack_url} does not answer: {error}") from None
+    return "http://127.0.0.1:4566" if in_docker else localstack_url.rstrip("/")
+
+
+def check_account_concurrency(c: Clients, p: Progress, scope: str, expected: int | None) -> int:
+    limits = c.awslambda.get_account_settings()["AccountLimit"]
+    limit = int(limits["ConcurrentExecutions"])
+    note = f"account {c.account}: ConcurrentExecutions limit {limit}, unreserved {limits.get('UnreservedConcurrentExecutions')}"
+    p.say(f"  [{scope}] {note}")
+    if expected is not None and limit != expected:
+        p.say(
+            f"  [{scope}] warning: LAB_ACCOUNT_CONCURRENCY={expected} but LocalStack enforces {limit}:"
+            " restart LocalStack (make down && make up) to apply the setting"
+        )
+    return limit
+
+
+def provision_topology(
+    c: Clients,
+    topo: t.Topology,
+    packages: dict[str, Package],
+    p: Progress,
+    *,
+    function_url: str,
+    public_url: str,
+    courier_profile: str = "seed",
+) -> dict[str, Any]:
+    """Everything of one topology in its account; returns its endpoints.json entry."""
+    s = topo.name
+    p.say(f"{s} (account {topo.account}, {c.region})")
+    bus_arn = c.arn("events", f"event-bus/{t.EVENT_BUS}")
+    rule_arn = c.arn("events", f"rule/{t.EVENT_BUS}/{t.RULE}")
+    table_arn = c.arn("dynamodb", f"table/{t.DELIVERIES_TABLE}")
+    queues: dict[str, str | None] = {"delivery": None, "dlq": None, "on_failure": None}
+
+    # 1. roles with least-privilege inline policies (LocalStack does not enforce IAM; AWS would)
+    delivery_resources = [
+        _statement(["ssm:GetParameter"], [c.arn("ssm", f"parameter{t.ENDPOINT_PARAMETER}")]),
+        _statement(["secretsmanager:GetSecretValue"], [c.arn("secretsmanager", f"secret:{t.API_KEY_SECRET}-*")]),
+    ]
+    if topo.flow_control:
+        delivery_resources.append(
+            _statement(
+                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+                [c.arn("sqs", t.DELIVERY_QUEUE)],
+            )
+        )
+    else:
+        delivery_resources.append(_statement(["sqs:SendMessage"], [c.arn("sqs", t.ON_FAILURE_QUEUE)]))
+    roles = {
+        t.NOTIFICATION: _policy(_logs_statement(c, t.NOTIFICATION), _statement(["events:PutEvents"], [bus_arn])),
+        t.DELIVERY: _policy(_logs_statement(c, t.DELIVERY), *delivery_resources),
+        t.COURIER: _policy(
+            _logs_statement(c, t.COURIER), _statement(["dynamodb:PutItem", "dynamodb:UpdateItem"], [table_arn])
+        ),
+    }
+    role_arns = {fn: ensure_role(c, p, s, f"sls-observe-{fn}-role", doc) for fn, doc in roles.items()}
+    for fn in t.FUNCTION_FOLDERS:
+        ensure_log_group(c, p, s, t.log_group(fn))
+
+    # 2. the courier: table, function, REST API with key and usage plan
+    try:
+        ensure_table(c, p, s, t.DELIVERIES_TABLE, "correlation_id")
+    except ServiceUnavailable as error:
+        # The ledger only counts duplicate deliveries; the pipeline itself does not need it, so
+        # the lab still comes up, and the courier logs every unrecorded delivery as an error.
+        p.say(f"  [{s}] WARNING: {error}")
+        p.say(f"  [{s}] WARNING: table {t.DELIVERIES_TABLE} not created: duplicate deliveries are not counted")
+    courier_arn = ensure_function(
+        c, p, s,
+        FunctionSpec(
+            t.COURIER,
+            role_arns[t.COURIER],
+            {"DELIVERIES_TABLE": t.DELIVERIES_TABLE, "COURIER_PROFILE": courier_profile, "LOG_LEVEL": "INFO"},
+        ),
+        packages[t.COURIER],
+    )
+    courier_api = ensure_rest_api(c, p, s, t.COURIER_API, "Ace Courier scheduling API (SlowAPI)")
+    changed = ensure_lambda_proxy_method(c, p, s, courier_api, "slow", courier_arn, api_key_required=True)
+    ensure_permission(
+        c, p, s, t.COURIER, "apigateway-slow", "apigateway.amazonaws.com",
+        c.arn("execute-api", f"{courier_api}/*/POST/slow"),
+    )
+    ensure_stage(c, p, s, courier_api, redeploy=changed)
+    key_id, key_value = ensure_api_key(c, p, s, t.API_KEY)
+    ensure_usage_plan(c, p, s, t.USAGE_PLAN, courier_api, key_id, t.COURIER_RATE_LIMIT, t.COURIER_BURST_LIMIT)
+
+    # 3. delivery's configuration, filled from what was just created (the seed did this by hand)
+    ensure_parameter(c, p, s, t.ENDPOINT_PARAMETER, t.api_url(function_url, courier_api, "slow"))
+    ensure_secret(c, p, s, t.API_KEY_SECRET, key_value)
+
+    # 4. the bus and the delivery path
+    ensure_event_bus(c, p, s, t.EVENT_BUS)
+    delivery_arn = ensure_function(
+        c, p, s,
+        FunctionSpec(
+            t.DELIVERY,
+            role_arns[t.DELIVERY],
+            {
+                "ENDPOINT_PARAMETER": t.ENDPOINT_PARAMETER,
+                "API_KEY_SECRET": t.API_KEY_SECRET,
+                "PARAMETERS_MAX_AGE_SECONDS": "300",
+                "LOG_LEVEL": "INFO",
+            },
+        ),
+        packages[t.DELIVERY],
+    )
+    pattern = {"account": [topo.account], "detail-type": [t.DETAIL_TYPE]}
+    if topo.flow_control:
+        dlq_url, dlq_arn = ensure_queue(c, p, s, t.DLQ, {"MessageRetentionPeriod": "1209600"})
+        queue_policy = {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "events-to-queue",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": c.arn("sqs", t.DELIVERY_QUEUE),
+                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+                }
+            ],
+        }
+        queue_url, queue_arn = ensure_queue(
+            c, p, s, t.DELIVERY_QUEUE,
+            {
+                "VisibilityTimeout": str(t.QUEUE_VISIBILITY_TIMEOUT),
+                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": t.MAX_RECEIVE_COUNT}),
+                "Policy": json.dumps(queue_policy),
+            },
+        )
+        ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-queue", queue_arn)
+        ensure_event_source_mapping(c, p, s, t.DELIVERY, queue_arn, t.ESM_BATCH_SIZE, t.ESM_MAX_CONCURRENCY)
+        queues.update(delivery=queue_url, dlq=dlq_url)
+    else:
+        failures_url, failures_arn = ensure_queue(c, p, s, t.ON_FAILURE_QUEUE, {"MessageRetentionPeriod": "1209600"})
+        ensure_async_config(c, p, s, t.DELIVERY, t.ASYNC_MAX_RETRIES, t.ASYNC_MAX_EVENT_AGE, failures_arn)
+        ensure_permission(c, p, s, t.DELIVERY, "events-notify-order", "events.amazonaws.com", rule_arn)
+        ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-function", delivery_arn)
+        queues.update(on_failure=failures_url)
+
+    # 5. the shop's webhook in front of the bus: no key, no throttle
+    notification_arn = ensure_function(
+        c, p, s,
+        FunctionSpec(t.NOTIFICATION, role_arns[t.NOTIFICATION], {"EVENTBUS_NAME": t.EVENT_BUS, "LOG_LEVEL": "INFO"}),
+        packages[t.NOTIFICATION],
+    )
+    notify_api = ensure_rest_api(c, p, s, t.NOTIFY_API, "Order notifications from the shop")
+    changed = ensure_lambda_proxy_method(c, p, s, notify_api, "notify", notification_arn, api_key_required=False)
+    ensure_permission(
+        c, p, s, t.NOTIFICATION, "apigateway-notify", "apigateway.amazonaws.com",
+        c.arn("execute-api", f"{notify_api}/*/POST/notify"),
+    )
+    ensure_stage(c, p, s, notify_api, redeploy=changed)
+
+    return {
+        "account": topo.account,
+        "region": c.region,
+        "notify_url": t.api_url(public_url, notify_api, "notify"),
+        "courier_url": t.api_url(public_url, courier_api, "slow"),
+        "api_key_secret": t.API_KEY_SECRET,
+        "endpoint_parameter": t.ENDPOINT_PARAMETER,
+        "queues": queues,
+        "functions": dict(t.FUNCTION_ROLES),
+        "log_groups": {role: t.log_group(fn) for role, fn in t.FUNCTION_ROLES.items()},
+        "deliveries_table": t.DELIVERIES_TABLE,
+        "event_bus": t.EVENT_BUS,
+    }
+
+
+def write_endpoints(endpoints: dict[str, Any], path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".tmp{os.getpid()}")
+    tmp.write_text(json.dumps(endpoints, indent=2) + "\n")
+    tmp.replace(path)
+
+
+def provision_all(
+    localstack_url: str,
+    settings: Settings,
+    *,
+    endpoints_file: Path | None = ENDPOINTS_FILE,
+    progress: Progress | None = None,
+    topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
+) -> dict[str, Any]:
+    """Package the functions, provision every topology, write and return endpoints.json's content.
+
+    `endpoints_file=None` skips writing (tests use their own LocalStack and must not overwrite
+    the running lab's file).
+    """
+    p = progress or Progress()
+    localstack_url = localstack_url.rstrip("/")
+    courier_profile = settings.get("LAB_COURIER_PROFILE", "seed")
+    if courier_profile not in COURIER_PROFILES:
+        raise ProvisioningError(f"LAB_COURIER_PROFILE={courier_profile!r}: use one of {', '.join(COURIER_PROFILES)}")
+    expected_limit = settings.integer("LAB_ACCOUNT_CONCURRENCY", 1) if "LAB_ACCOUNT_CONCURRENCY" in settings.values else None
+    function_url = function_side_url(localstack_url, settings)
+    p.say(f"bootstrap: LocalStack {localstack_url} (functions reach it at {function_url})")
+    p.say("packaging functions")
+    packages = build_all(p)
+    endpoints: dict[str, Any] = {
+        "localstack_url": localstack_url,
+        "prometheus_url": settings.prometheus_url,
+        "grafana_url": settings.grafana_url,
+        "topologies": {},
+    }
+    for topo in topologies:
+        c = Clients(localstack_url, topo.account)
+        endpoints["topologies"][topo.name] = provision_topology(
+            c, topo, packages, p, function_url=function_url, public_url=localstack_url,
+            courier_profile=courier_profile,
+        )
+        check_account_concurrency(c, p, topo.name, expected_limit)
+    if endpoints_file is not None:
+        write_endpoints(endpoints, endpoints_file)
+        p.say(f"wrote {endpoints_file}")
+    if p.changed:
+        p.say(f"bootstrap: done in {p.elapsed():.1f} s: {p.counts['created']} created, "
+              f"{p.counts['updated']} updated, {p.counts['unchanged']} unchanged")
+    else:
+        p.say(f"bootstrap: done in {p.elapsed():.1f} s: nothing to change, "
+              f"all {p.counts['unchanged']} resources already as wanted")
+    return endpoints

@@ -1,0 +1,81 @@
+"""The names and shapes both topologies share: one emulated AWS account per topology.
+
+Each topology is complete in its own account (functions, bus, APIs, its own courier with its own
+key and usage plan, tables, parameters) so the two can run at the same time without sharing a
+concurrency pool or a courier rate limit: on AWS they would be two accounts or two stacks.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+REGION = "us-east-1"
+RUNTIME = "python3.13"
+# The seed demo's Globals: Timeout 29 (API Gateway's integration limit), MemorySize 1024.
+TIMEOUT_SECONDS = 29
+MEMORY_MB = 1024
+
+NOTIFICATION = "NotificationFunction"
+DELIVERY = "DeliveryFunction"
+COURIER = "SlowApiFunction"
+# function name -> folder under lambdas/
+FUNCTION_FOLDERS: dict[str, str] = {
+    NOTIFICATION: "notification",
+    DELIVERY: "delivery",
+    COURIER: "slow_api",
+}
+# key used in .lab/endpoints.json -> function name
+FUNCTION_ROLES: dict[str, str] = {"notification": NOTIFICATION, "delivery": DELIVERY, "courier": COURIER}
+
+EVENT_BUS = "sls-observe-events"
+RULE = "sls-observe-notify-order"
+DETAIL_TYPE = "notify-order"
+NOTIFY_API = "sls-observe-notify"
+COURIER_API = "sls-observe-courier"
+STAGE = "Prod"
+API_KEY = "sls-observe-courier-key"
+USAGE_PLAN = "sls-observe-courier-plan"
+# The seed's usage plan: BurstLimit 10, RateLimit 10 (enforced by the lab's platform plugin).
+COURIER_RATE_LIMIT = 10.0
+COURIER_BURST_LIMIT = 10
+ENDPOINT_PARAMETER = "/sls-observe/delivery/endpoint"
+API_KEY_SECRET = "/sls-observe/delivery/api-key"
+DELIVERIES_TABLE = "CourierDeliveries"
+
+ON_FAILURE_QUEUE = "sls-observe-delivery-failures"
+DELIVERY_QUEUE = "sls-observe-delivery"
+DLQ = "sls-observe-delivery-dlq"
+# The seed's queue: VisibilityTimeout 150 s, over 5x the 29 s function timeout, so a message is
+# not handed to a second environment while the first is still retrying it.
+QUEUE_VISIBILITY_TIMEOUT = 150
+# maxReceiveCount 5: AWS's guidance for queues behind a Lambda event source mapping is at least 5,
+# because receives that end in a throttle also count. Each receive already means up to 5 tenacity
+# attempts, so an order reaches the DLQ after up to 25 courier calls over about 5 x 150 s: long
+# enough to ride out a courier blip, short enough that a poison order parks within ~13 minutes.
+MAX_RECEIVE_COUNT = 5
+ESM_BATCH_SIZE = 1
+ESM_MAX_CONCURRENCY = 10
+# Asynchronous invocation defaults made explicit: 2 retries, events kept up to 6 hours.
+ASYNC_MAX_RETRIES = 2
+ASYNC_MAX_EVENT_AGE = 21600
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    account: str
+    flow_control: bool
+
+
+NO_FLOW_CONTROL = Topology("no-flow-control", "111111111111", flow_control=False)
+FLOW_CONTROL = Topology("flow-control", "222222222222", flow_control=True)
+TOPOLOGIES: tuple[Topology, ...] = (NO_FLOW_CONTROL, FLOW_CONTROL)
+
+
+def log_group(function_name: str) -> str:
+    return f"/aws/lambda/{function_name}"
+
+
+def api_url(localstack_url: str, api_id: str, path: str) -> str:
+    """LocalStack's path form of an API URL (the execute-api host form needs DNS we lack)."""
+    return f"{localstack_url.rstrip('/')}/restapis/{api_id}/{STAGE}/_user_request_/{path.lstrip('/')}"
