@@ -48,6 +48,7 @@ def docker_reachable() -> bool:
 class LocalStackInstance:
     url: str
     log_file: Path | None = None
+    pid: int | None = None  # host mode: the LocalStack process
     _stop: Any = field(default=None, repr=False)
 
     def client(self, service: str, account: str = DEFAULT_ACCOUNT, region: str = "us-east-1", **kw):
@@ -121,7 +122,7 @@ def start_host(extra_env: dict[str, str] | None = None, timeout: float = 90) -> 
             stop()
             raise RuntimeError(f"LocalStack not healthy after {timeout} s")
         time.sleep(0.3)
-    return LocalStackInstance(url=url, log_file=log_file, _stop=stop)
+    return LocalStackInstance(url=url, log_file=log_file, pid=proc.pid, _stop=stop)
 
 
 def start_container(extra_env: dict[str, str] | None = None) -> LocalStackInstance:
