@@ -132,7 +132,8 @@ def bench_warm(instance, lam, n: int) -> None:
 
 def bench_concurrent(instance, lam, count: int, seconds: float, label: str) -> set[int]:
     name = deploy(instance, HANDLER, name=f"conc-{count}-{int(seconds)}", Timeout=max(30, int(seconds * 6)))
-    invoke(lam, name, {})  # the zygote is warm; every other environment is a fork
+    _, first, _ = invoke(lam, name, {})  # the zygote is warm; every other environment is a fork
+    zygote = first["ppid"]
     pids: set[int] = set()
     zygotes: set[int] = set()
     peak_pss: list[int] = []
@@ -147,7 +148,10 @@ def bench_concurrent(instance, lam, count: int, seconds: float, label: str) -> s
     def sample():
         nonlocal live_peak
         while not stop_sampling:
-            live = [p for p in list(pids) if Path(f"/proc/{p}").exists()]
+            try:
+                live = Path(f"/proc/{zygote}/task/{zygote}/children").read_text().split()
+            except OSError:
+                live = []
             live_peak = max(live_peak, len(live))
             time.sleep(0.2)
 

@@ -146,10 +146,9 @@ def scan_deliveries(dynamodb: Any, table: str) -> Iterator[CourierRecord]:
     """Every order the courier recorded (the courier's own truth of what it was given)."""
     kwargs: dict[str, Any] = {"TableName": table}
     while True:
-        try:
-            page = dynamodb.scan(**kwargs)
-        except dynamodb.exceptions.ResourceNotFoundException:
-            return
+        # A missing or broken table raises (ClientError): the caller says so and falls back,
+        # rather than reporting "no duplicates" it never checked.
+        page = dynamodb.scan(**kwargs)
         for item in page.get("Items", []):
             cid = item.get("correlation_id", {}).get("S")
             if not cid:

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from report import ledger as ledger_mod
 from report.aws_state import QueueContents, read_queue, scan_deliveries
 from report.endpoints import Topology
@@ -67,10 +69,18 @@ class TopologyResult:
         return len(self.completed & self.started) / len(self.started)
 
 
-def in_run(line: LogLine, window: RunWindow) -> bool:
-    if window.run_id and line.order_id:
-        return line.order_id.startswith(window.run_id)
-    return window.start - 1 <= line.timestamp_ms / 1000 <= window.end + 5
+def run_lines(lines: list[LogLine], window: RunWindow) -> list[LogLine]:
+    """The notification lines of this run's orders.
+
+    With a run id (the load's order ids start with it) an order belongs to the run when any of
+    its notification lines names such an order id: the START line is logged before the order is
+    parsed, so it carries only the correlation_id. Without one, the time window decides.
+    """
+    notify = [line for line in lines if line.role == "notification"]
+    if window.run_id:
+        ids = {l.correlation_id for l in notify if l.order_id and l.order_id.startswith(window.run_id)}
+        return [line for line in notify if line.correlation_id in ids]
+    return [line for line in notify if window.start - 1 <= line.timestamp_ms / 1000 <= window.end + 5]
 
 
 def collect(
@@ -84,7 +94,7 @@ def collect(
     logs = client_for(topology, "logs")
     # Deliveries go on after the load stops (retries, the queue draining): read up to now.
     lines = fetch_all(logs, topology.log_groups, int((window.start - 60) * 1000), int(now * 1000) + 1000)
-    notify = [line for line in lines if line.role == "notification" and in_run(line, window)]
+    notify = run_lines(lines, window)
     idx_notify = index_statuses(notify)
     started = idx_notify.get("notification", "START")
     accepted = idx_notify.get("notification", "COMPLETED")
@@ -94,8 +104,16 @@ def collect(
     counts = {f"{role} {status}": n for (role, status), n in sorted(idx_notify.counts.items())}
     counts.update({f"{role} {status}": n for (role, status), n in sorted(idx.counts.items())})
 
+    notes: list[str] = []
     dynamodb = client_for(topology, "dynamodb")
-    records = {r.correlation_id: r for r in scan_deliveries(dynamodb, topology.deliveries_table)}
+    try:
+        records = {r.correlation_id: r for r in scan_deliveries(dynamodb, topology.deliveries_table)}
+        table_ok = True
+    except ClientError as error:
+        # The courier's logs still say what it processed; duplicates are then counted from them.
+        records, table_ok = {}, False
+        notes.append(f"courier table {topology.deliveries_table} unreadable "
+                     f"({error.response.get('Error', {}).get('Code')}): delivered/duplicates from the courier's logs")
     sqs = client_for(topology, "sqs")
     queues = {role: read_queue(sqs, url) for role, url in sorted(topology.queues.items())}
     dead = set()
@@ -109,12 +127,12 @@ def collect(
     for line in lines:
         if line.role == "delivery" and line.correlation_id:
             last_seen[line.correlation_id] = max(last_seen.get(line.correlation_id, 0), line.timestamp_ms)
-    delivered = (set(records) | completed) & accepted
+    courier_done = idx.get("courier", "COMPLETED")
+    delivered = (set(records) | completed | courier_done) & accepted
     recent = {cid for cid, ms in last_seen.items() if now - ms / 1000 < settle_seconds}
     last_activity = max(last_seen.values(), default=0) / 1000
     never_started = accepted - set(last_seen) - delivered - dead
     pending = 0
-    notes: list[str] = []
     if delivery_q is not None:
         pending += delivery_q.unreadable + max(0, delivery_q.visible - delivery_q.messages_read)
     if never_started and now - last_activity < settle_seconds:
@@ -134,7 +152,14 @@ def collect(
         pending_unattributed=pending,
     )
     ledger = ledger_mod.build(topology.name, evidence)
-    duplicates = {cid: r.deliveries for cid, r in records.items() if r.deliveries > 1 and cid in accepted}
+    if table_ok:
+        duplicates = {cid: r.deliveries for cid, r in records.items() if r.deliveries > 1 and cid in accepted}
+    else:
+        per_order: dict[str, int] = {}
+        for line in lines:
+            if line.role == "courier" and line.status == "COMPLETED" and line.correlation_id in accepted:
+                per_order[line.correlation_id] = per_order.get(line.correlation_id, 0) + 1
+        duplicates = {cid: n for cid, n in per_order.items() if n > 1}
 
     first_start = {cid: ms for (role, status, cid), ms in idx_notify.first.items() if status == "START"}
     latencies = [
@@ -153,7 +178,7 @@ def collect(
         line_counts=counts,
         ledger=ledger,
         duplicates=duplicates,
-        courier_records=len(records),
+        courier_records=len(records) if table_ok else len(courier_done & accepted),
         latency=percentiles(latencies),
         queues=queues,
         notes=notes,

@@ -80,3 +80,27 @@ def test_status_index_counts_ids_and_lines():
     assert idx.get("delivery", "START") == {CID, "b"}
     assert idx.counts[("delivery", "START")] == 3
     assert idx.first[("delivery", "START", CID)] == 10 and idx.last[("delivery", "START", CID)] == 20
+
+
+def test_run_lines_follow_the_run_id_even_on_lines_without_an_order_id():
+    from report.collect import run_lines
+    from report.runs import RunWindow
+    from pathlib import Path
+
+    def notify(ms: int, cid: str, status: str, order_id: str | None) -> object:
+        body = {"service": "notify-handler", "status": status, "message": "m", "correlation_id": cid}
+        if order_id:
+            body["order_id"] = order_id
+        return parse_line("notification", ms, json.dumps(body))
+
+    lines = [
+        notify(1000, "a", "START", None),  # logged before the order is parsed
+        notify(1001, "a", "COMPLETED", "run7-nfc-000001"),
+        notify(1002, "b", "START", None),
+        notify(1003, "b", "COMPLETED", "other-nfc-000001"),
+    ]
+    by_id = run_lines(lines, RunWindow(Path("x"), 0, 10, "smoke", "run7", True))
+    assert [(l.correlation_id, l.status) for l in by_id] == [("a", "START"), ("a", "COMPLETED")]
+    by_time = run_lines(lines, RunWindow(Path("x"), 1.0015, 1.0016, "smoke", None, True))
+    assert len(by_time) == 4  # within the window's one-second margin
+    assert run_lines(lines, RunWindow(Path("x"), 100, 200, "smoke", None, True)) == []
