@@ -24,6 +24,7 @@ status: ## show what is running and where
 	@$(PY) -m labctl status
 
 test: venv ## run the whole test suite against real LocalStack, Prometheus and Locust
+	@bash scripts/install-system-deps.sh
 	@bash scripts/run-tests.sh
 
 test-unit: venv ## run the fast unit tests only

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import socket
 import subprocess
 import sys
@@ -49,6 +50,9 @@ def up_host(settings: Settings) -> None:
     step(f"starting LocalStack 4.14.0 on {settings.localstack_url} (host mode, process runtime executor)")
     localstack_host.start(settings)
     step(f"starting Prometheus on {settings.prometheus_url}")
+    if not shutil.which("prometheus"):
+        # Debian's package, installed by the project's own script where it can (root + apt)
+        subprocess.run(["bash", str(REPO_ROOT / "scripts/install-system-deps.sh"), "prometheus"], check=False)
     try:
         prometheus_host.start(settings)
     except prometheus_host.PrometheusError as error:

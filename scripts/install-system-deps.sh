@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
-# System packages the lab needs on a machine without Docker: Debian's prometheus (host mode and the
-# dashboard tests) and docker-compose v1 (to validate docker-compose.yml without an engine).
-# Idempotent; needs root (CI and these machines run as root). Elsewhere it says what to install.
+# System packages the lab needs on a machine without Docker, from Debian:
+#   prometheus      host mode's Prometheus, and the dashboard tests
+#   docker-compose  validates docker-compose.yml without an engine (tests)
+# Usage: install-system-deps.sh [package...]   (default: all of them). Idempotent; needs root
+# and apt-get; elsewhere it says in one line what to install.
 set -euo pipefail
+wanted=("$@")
+[ ${#wanted[@]} -gt 0 ] || wanted=(prometheus docker-compose)
 missing=()
-command -v prometheus >/dev/null 2>&1 || missing+=(prometheus)
-command -v docker-compose >/dev/null 2>&1 || missing+=(docker-compose)
-[ ${#missing[@]} -eq 0 ] && { echo "[deps] system packages present"; exit 0; }
+for package in "${wanted[@]}"; do
+    command -v "$package" >/dev/null 2>&1 || missing+=("$package")
+done
+[ ${#missing[@]} -eq 0 ] && { echo "[deps] present: ${wanted[*]}"; exit 0; }
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
-    echo "[deps] missing: ${missing[*]}. Install them with your package manager (Debian: sudo apt-get install ${missing[*]})" >&2
+    echo "[deps] missing: ${missing[*]}. Install them with your package manager (Debian/Ubuntu: sudo apt-get install ${missing[*]})" >&2
     exit 1
 fi
 echo "[deps] installing ${missing[*]} from Debian"
@@ -17,4 +22,4 @@ printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod +x /usr/sbin/pol
 trap 'rm -f /usr/sbin/policy-rc.d' EXIT
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-echo "[deps] installed: $(prometheus --version 2>&1 | head -1)"
+echo "[deps] installed: ${missing[*]}"
