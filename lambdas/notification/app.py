@@ -22,6 +22,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent, event_source
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from lab_faults import inject_faults
 
 SERVICE = "notify-handler"
 NAMESPACE = "ServerlessBoundaryLab"
@@ -87,6 +88,8 @@ class EventBusRejected(RuntimeError):
     """PutEvents answered but did not take the order: the caller must see a 5xx and retry."""
 
 
+# failure injection (issue #8): off unless /lab/faults/<FunctionName> says otherwise
+@inject_faults
 # clear_state: keys appended for one order (order_id) must not leak into the next invocation
 @logger.inject_lambda_context(
     correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True

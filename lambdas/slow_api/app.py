@@ -26,6 +26,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from lab_faults import inject_faults
 
 SERVICE = "slow-api"
 NO_CORRELATION_ID = "not-supplied"
@@ -146,6 +147,8 @@ def slow_handler() -> dict[str, Any]:
     return {"correlation_id": correlation_id, "message": "processed", "deliveries": deliveries}
 
 
+# failure injection (issue #8): off unless /lab/faults/<FunctionName> says otherwise
+@inject_faults
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

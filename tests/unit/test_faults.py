@@ -251,3 +251,18 @@ def test_bad_config_never_crashes_the_function_and_is_logged(ssm, capsys):
     assert wrapped({}, None) == "real"
     out = capsys.readouterr().out
     assert "lab_faults config rejected" in out and "rate = 2 is out of range" in out
+
+
+def test_correlation_id_of_the_lab_functions_events():
+    assert correlation_id_of({"requestContext": {"requestId": "api-req-1"}}) == "api-req-1"
+    envelope = {"detail-type": "notify-order", "detail": {"meta_data": {"correlation_id": "m-1"}}}
+    assert correlation_id_of(envelope) == "m-1"
+    assert correlation_id_of({"Records": [{"eventSource": "aws:sqs", "body": json.dumps(envelope)}]}) == "m-1"
+
+
+def test_outside_lambda_the_decorator_reads_nothing_and_runs_the_handler(monkeypatch):
+    monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+    monkeypatch.delenv("LAB_FAULTS_PARAMETER", raising=False)
+    wrapped = inject_faults(lambda e, c: "real")
+    assert wrapped({}, None) == "real"
+    assert wrapped.lab_faults_source() is None  # no SSM client was even created

@@ -75,8 +75,9 @@ def _count(mode: str) -> None:
 
 
 def correlation_id_of(event: Any) -> str | None:
-    """The order's correlation id wherever the lab's events carry it (API body or headers,
-    EventBridge detail, SQS record body, direct invoke payload)."""
+    """The order's correlation id wherever the lab's events carry it: `x-correlation-id` header,
+    API Gateway request id (what NotificationFunction uses), EventBridge `detail.meta_data`, SQS
+    record body (DeliveryFunction), or a top-level `correlation_id` of a direct invoke."""
     if not isinstance(event, dict):
         return None
     for key in ("correlation_id", "correlationId"):
@@ -87,7 +88,10 @@ def correlation_id_of(event: Any) -> str | None:
         for name, value in headers.items():
             if name.lower() in ("x-correlation-id", "correlation-id") and isinstance(value, str):
                 return value
-    for container in (event.get("detail"), event.get("body")):
+    request_context = event.get("requestContext")
+    if isinstance(request_context, dict) and isinstance(request_context.get("requestId"), str):
+        return request_context["requestId"]
+    for container in (event.get("meta_data"), event.get("detail"), event.get("body")):
         if isinstance(container, str):
             with contextlib.suppress(ValueError):
                 container = json.loads(container)
@@ -154,11 +158,14 @@ class FaultSource:
         return config
 
 
-def _default_parameter() -> str:
+def _default_parameter() -> str | None:
+    """`LAB_FAULTS_PARAMETER`, else `/lab/faults/<function name>`; None outside Lambda (no
+    function name: e.g. a unit test calling the handler), where there is nothing to read."""
     explicit = os.environ.get("LAB_FAULTS_PARAMETER")
     if explicit:
         return explicit
-    return PARAMETER_PREFIX + os.environ.get("AWS_LAMBDA_FUNCTION_NAME", "unknown")
+    name = os.environ.get("AWS_LAMBDA_FUNCTION_NAME")
+    return PARAMETER_PREFIX + name if name else None
 
 
 def _cache_seconds() -> float:
@@ -243,10 +250,12 @@ def inject_faults(
         def wrapper(event: Any, context: Any) -> Any:
             nonlocal source
             try:
-                if source is None:
+                name = parameter or _default_parameter()
+                if name is None:
+                    return func(event, context)
+                if source is None or source.parameter != name:
                     source = FaultSource(
-                        parameter or _default_parameter(),
-                        _cache_seconds() if cache_seconds is None else cache_seconds,
+                        name, _cache_seconds() if cache_seconds is None else cache_seconds
                     )
                 fired = plan(source.current(), event, rng)
             except Exception as exc:  # noqa: BLE001 - never let the injector break the function
