@@ -21,6 +21,8 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
+from lab_breaker import CircuitBreakerError, courier_breaker, enabled_by_env, park_order
+from lab_faults import inject_faults
 from tenacity import (
     RetryCallState,
     retry,
@@ -55,6 +57,9 @@ metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 processor = BatchProcessor(event_type=EventType.SQS)
 # One session per execution environment: warm invocations reuse the courier connection.
 session = requests.Session()
+# Circuit breaker around each courier call (issue #8), off unless CIRCUIT_BREAKER=on
+# (`python -m resilience.breaker on`); its state is one DynamoDB item shared by every environment.
+breaker = courier_breaker() if enabled_by_env() else None
 
 
 def _before_attempt(state: RetryCallState) -> None:
@@ -86,6 +91,16 @@ def _before_sleep(state: RetryCallState) -> None:
     before_sleep=_before_sleep,
 )
 def try_api_delivery(
+    endpoint: str, api_key: str, correlation_id: str, body: dict[str, Any]
+) -> dict[str, Any]:
+    if breaker is not None:
+        # each attempt is one breaker call; an open circuit raises CircuitBreakerError, which
+        # tenacity does not retry, so the retry storm stops at the breaker
+        return breaker.call(_courier_call, endpoint, api_key, correlation_id, body)
+    return _courier_call(endpoint, api_key, correlation_id, body)
+
+
+def _courier_call(
     endpoint: str, api_key: str, correlation_id: str, body: dict[str, Any]
 ) -> dict[str, Any]:
     headers = {"x-api-key": api_key, "x-correlation-id": correlation_id}
@@ -122,6 +137,8 @@ def deliver(detail: dict[str, Any]) -> dict[str, Any]:
         endpoint = parameters.get_parameter(ENDPOINT_PARAMETER, max_age=PARAMETERS_MAX_AGE_SECONDS)
         api_key = parameters.get_secret(API_KEY_SECRET, max_age=PARAMETERS_MAX_AGE_SECONDS)
         courier_answer = try_api_delivery(endpoint, api_key, correlation_id, body)
+    except CircuitBreakerError as error:
+        return park(detail, error)
     except requests.RequestException as error:
         status = error.response.status_code if error.response is not None else None
         metrics.add_metric(name="DeliveryFailed", unit=MetricUnit.Count, value=1)
@@ -147,6 +164,19 @@ def deliver(detail: dict[str, Any]) -> dict[str, Any]:
     return courier_answer
 
 
+def park(detail: dict[str, Any], error: Exception) -> dict[str, Any]:
+    """The breaker's fallback: keep the order on the retry queue (an EventBridge-shaped envelope,
+    so the redrive mapping brings it back through record_handler) instead of dropping it."""
+    import boto3
+
+    envelope = {"source": "lab.circuit-breaker", "detail-type": "notify-order", "detail": detail}
+    message_id = park_order(boto3.client("sqs"), breaker.settings.retry_queue_url, envelope,
+                            str(error), delay_seconds=int(breaker.settings.reset_timeout_s))
+    logger.warning({"status": "PARKED", "message": f"circuit open, order parked: {error}",
+                    "retry_message_id": message_id})
+    return {"parked": True, "retry_message_id": message_id}
+
+
 def record_handler(record: SQSRecord) -> dict[str, Any]:
     """One SQS message = one EventBridge event put on the queue by the rule."""
     envelope = json.loads(record.body)
@@ -158,6 +188,7 @@ def is_sqs_batch(event: dict[str, Any]) -> bool:
     return bool(records) and all(r.get("eventSource") == "aws:sqs" for r in records)
 
 
+@inject_faults
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:

@@ -266,3 +266,24 @@ def test_outside_lambda_the_decorator_reads_nothing_and_runs_the_handler(monkeyp
     wrapped = inject_faults(lambda e, c: "real")
     assert wrapped({}, None) == "real"
     assert wrapped.lab_faults_source() is None  # no SSM client was even created
+
+
+def test_a_real_handler_error_passes_through_once(monkeypatch):
+    calls = []
+
+    def failing(event, context):
+        calls.append(1)
+        raise KeyError("real bug")
+
+    for name in (None, "UnitFn"):
+        calls.clear()
+        if name:
+            monkeypatch.setenv("AWS_LAMBDA_FUNCTION_NAME", name)
+            # SSM unreachable: the injector gives up, the handler still runs exactly once
+            monkeypatch.setenv("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
+            monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        else:
+            monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
+        with pytest.raises(KeyError, match="real bug"):
+            inject_faults(failing)({}, None)
+        assert calls == [1]

@@ -249,10 +249,12 @@ def inject_faults(
         @functools.wraps(func)
         def wrapper(event: Any, context: Any) -> Any:
             nonlocal source
+            name = parameter or _default_parameter()
+            if name is None:
+                return func(event, context)
+            # only the injector's own work is guarded; the handler runs outside this try, so a
+            # real handler error is never mistaken for an injector error (nor run twice)
             try:
-                name = parameter or _default_parameter()
-                if name is None:
-                    return func(event, context)
                 if source is None or source.parameter != name:
                     source = FaultSource(
                         name, _cache_seconds() if cache_seconds is None else cache_seconds
