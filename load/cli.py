@@ -8,6 +8,7 @@ monkey-patching stays out of this one.
 from __future__ import annotations
 
 import argparse
+import signal
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -63,6 +64,29 @@ def locust_argv(args: argparse.Namespace, report_dir: Path, settings: Settings) 
     return argv
 
 
+def run_locust(command: list[str]) -> int:
+    """Run Locust to its end. SIGTERM/SIGINT sent to this process are passed on, so Locust stops
+    its users and still writes the CSV, HTML and phases files."""
+    child = subprocess.Popen(command, cwd=REPO_ROOT)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    previous = {sig: signal.signal(sig, forward) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:
+            return child.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        return child.wait()
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -91,9 +115,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "ui":
         print(f"Locust web UI: http://127.0.0.1:{settings.port('LAB_LOCUST_PORT')}", flush=True)
-    try:
-        code = subprocess.call(command, cwd=REPO_ROOT)
-    except KeyboardInterrupt:  # Ctrl-C reached Locust too (same process group); it writes reports
-        code = 130
+    code = run_locust(command)
     print(f"load: exit {code}; CSV and HTML in {report_dir}", flush=True)
     return code
