@@ -132,6 +132,13 @@ def collect(
     recent = {cid for cid, ms in last_seen.items() if now - ms / 1000 < settle_seconds}
     last_activity = max(last_seen.values(), default=0) / 1000
     never_started = accepted - set(last_seen) - delivered - dead
+    # Accepted only just now: still on its way (bus, queue, async event queue) by its own clock.
+    just_accepted = {
+        cid for cid in never_started
+        if now - idx_notify.first.get(("notification", "COMPLETED", cid), 0) / 1000 < settle_seconds
+    }
+    recent |= just_accepted
+    never_started -= just_accepted
     pending = 0
     if delivery_q is not None:
         pending += delivery_q.unreadable + max(0, delivery_q.visible - delivery_q.messages_read)

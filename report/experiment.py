@@ -32,25 +32,49 @@ def say(message: str) -> None:
 class DrainState:
     queued: dict[str, int]  # topology -> messages in its delivery queue (visible+in flight+delayed)
     concurrency: dict[str, float]  # topology -> account concurrent executions
+    unaccounted: dict[str, float]  # topology -> accepted - delivered - dead-lettered (EMF/platform)
     quiet_for: float  # seconds since any Lambda invocation counter last moved
 
-    def empty(self) -> bool:
+    def idle(self) -> bool:
         return not any(self.queued.values()) and not any(self.concurrency.values())
+
+    def accounted(self) -> bool:
+        return all(v <= 0 for v in self.unaccounted.values())
 
 
 class Drainer:
-    """Waits until queues are empty, nothing runs, and no invocation happened for `quiet` seconds.
+    """Waits until the queues are empty and nothing runs, then for quiet.
 
-    The quiet period covers what no API shows: events waiting in Lambda's async queue between
-    retries (AWS waits about 1 then 2 minutes) and messages hidden by a visibility timeout.
+    Quiet must last `quiet` seconds when every accepted order is already delivered or
+    dead-lettered (by the platform's counters), else `max_quiet` seconds: events can wait unseen in
+    Lambda's async queue between retries (throttle back-off up to 300 s, error retries 1-2 min)
+    and no API lists them. Whatever is still undecided then is what the ledger reports.
     """
 
-    def __init__(self, endpoints: Endpoints, sampler: PlatformSampler, quiet: float) -> None:
+    def __init__(self, endpoints: Endpoints, sampler: PlatformSampler, quiet: float, max_quiet: float = 330.0) -> None:
         self.endpoints = endpoints
         self.sampler = sampler
         self.quiet = quiet
+        self.max_quiet = max(max_quiet, quiet)
         self._last_total: float | None = None
         self._last_change = time.time()
+        self._baseline = {k: dict(v) for k, v in sampler.latest.items()}
+        self._dlq_baseline = self._dlq_depths()
+
+    def _dlq_depths(self) -> dict[str, int]:
+        """Messages in each topology's SQS dead-letter queue (redrive is no Lambda destination)."""
+        out: dict[str, int] = {}
+        for name, topology in self.endpoints.topologies.items():
+            url = topology.queues.get("dlq")
+            if url:
+                attrs = queue_attributes(client(self.endpoints, topology, "sqs"), url)
+                out[name] = attrs.get("ApproximateNumberOfMessages", 0)
+        return out
+
+    def _increase(self, name: str) -> dict[str, float]:
+        now = self.sampler.latest.get(name, {})
+        before = self._baseline.get(name, {})
+        return {t: v - before.get(t, 0.0) for t, v in now.items()}
 
     def state(self) -> DrainState:
         queued: dict[str, int] = {}
@@ -65,20 +89,31 @@ class Drainer:
         if self._last_total is None or total != self._last_total:
             self._last_total = total
             self._last_change = now
-        return DrainState(queued, dict(latest.get("peak_account_concurrency", {})), now - self._last_change)
+        accepted = self._increase("orders_accepted_total")
+        delivered = self._increase("orders_delivered_total")
+        dead = self._increase("dead_lettered_total")
+        dlq = {t: n - self._dlq_baseline.get(t, 0) for t, n in self._dlq_depths().items()}
+        unaccounted = {
+            t: a - delivered.get(t, 0.0) - dead.get(t, 0.0) - dlq.get(t, 0) for t, a in accepted.items()
+        }
+        return DrainState(queued, dict(latest.get("peak_account_concurrency", {})), unaccounted, now - self._last_change)
 
     def wait(self, timeout: float, progress_every: float = 10.0) -> bool:
-        deadline = time.time() + timeout
+        started = time.time()
+        deadline = started + timeout
         last_print = 0.0
         while True:
             s = self.state()
-            done = s.empty() and s.quiet_for >= self.quiet
+            needed = self.quiet if s.accounted() else self.max_quiet
+            done = s.idle() and s.quiet_for >= needed
             now = time.time()
             if done or now >= deadline or now - last_print >= progress_every:
-                parts = [f"{t}: queue {s.queued.get(t, '-')}, running {s.concurrency.get(t, 0):.0f}"
-                         for t in self.endpoints.topologies]
-                say(f"draining {now - (deadline - timeout):4.0f} s | " + " | ".join(parts)
-                    + f" | quiet {s.quiet_for:.0f}/{self.quiet:.0f} s")
+                parts = [
+                    f"{t}: queue {s.queued.get(t, '-')}, running {s.concurrency.get(t, 0):.0f}, "
+                    f"unaccounted {max(s.unaccounted.get(t, 0), 0):.0f}"
+                    for t in self.endpoints.topologies
+                ]
+                say(f"draining {now - started:4.0f} s | " + " | ".join(parts) + f" | quiet {s.quiet_for:.0f}/{needed:.0f} s")
                 last_print = now
             if done:
                 return True
@@ -107,6 +142,14 @@ def run_load(profile: str, reports: Path) -> tuple[int, Path | None, float, floa
     return code, (new[-1] if new else None), start, end
 
 
+def _wait_first_sample(sampler: PlatformSampler, timeout: float = 20.0) -> None:
+    deadline = time.time() + timeout
+    while sampler.samples == 0 and time.time() < deadline:
+        time.sleep(0.5)
+    if sampler.samples == 0:
+        say(f"warning: no sample of /_lab/metrics yet ({sampler.last_error or 'no answer'})")
+
+
 def experiment(endpoints: Endpoints, profile: str = "smoke", drain_timeout: float | None = None, quiet: float = 150.0) -> int:
     predicted_drain = None
     try:
@@ -120,13 +163,16 @@ def experiment(endpoints: Endpoints, profile: str = "smoke", drain_timeout: floa
         drain_timeout = max(600.0, 2 * (predicted_drain or 0) + quiet + 120)
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_url, delivery).start()
+    drainer = None
     try:
+        _wait_first_sample(sampler)
+        drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
         code, folder, start, end = run_load(profile, REPORTS_DIR)
         if folder is None:
             say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
             return 2
         say(f"load finished with exit {code} after {end - start:.0f} s; draining (timeout {drain_timeout:.0f} s)")
-        drained = Drainer(endpoints, sampler, quiet).wait(drain_timeout)
+        drained = drainer.wait(drain_timeout)
         if not drained:
             say("drain timed out: the report counts what is still queued as in flight")
     finally:

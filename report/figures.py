@@ -145,9 +145,16 @@ class PlatformSampler:
 
 def counters_now(m: dict, delivery: str) -> dict[str, dict[str, float]]:
     """Raw counter totals, for the drain's "has anything happened lately" test."""
+    destinations = m.get("lab_lambda_destination_deliveries_total", {})
+    dead = {
+        k: v for k, v in destinations.items() if dict(k).get("destination_type") in ("on_failure", "dlq")
+    }
     return {
         "delivery_invocations_total": _by_topology(m.get("lab_lambda_invocations_total", {}), function_name=delivery),
         "invocations_total": _by_topology(m.get("lab_lambda_invocations_total", {})),
+        "orders_accepted_total": _by_topology(m.get("emf_orders_accepted_total", {})),
+        "orders_delivered_total": _by_topology(m.get("emf_orders_delivered_total", {})),
+        "dead_lettered_total": _by_topology(dead),
     }
 
 
