@@ -65,6 +65,8 @@ def _options(parser) -> None:
         "--lab-metrics-port", type=int, default=-1,
         help="Prometheus port (default LAB_LOCUST_METRICS_PORT; 0 = off)",
     )
+    group.add_argument("--lab-metrics-host", default="127.0.0.1",
+                       help="address for the metrics (python -m load sets it by lab mode)")
     group.add_argument("--lab-progress-interval", type=float, default=5.0)
 
 
@@ -81,8 +83,7 @@ def _configure(environment, **_kw) -> None:
         port = options.lab_metrics_port
         if port < 0:
             port = settings.port("LAB_LOCUST_METRICS_PORT")
-        # 127.0.0.1 unless a container's Prometheus must reach it (LAB_LOCUST_METRICS_HOST=0.0.0.0)
-        address = settings.get("LAB_LOCUST_METRICS_HOST", "127.0.0.1")
+        address = options.lab_metrics_host
     except (ProfileError, TargetError, SettingsError) as error:
         sys.exit(f"error: {error}")
     CONFIG = Config(

@@ -27,7 +27,9 @@ from labctl.settings import REPO_ROOT, Settings, read_env_file
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE_UID = "lab-prometheus"  # fixed: provisioning/datasources/prometheus.yml
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
-OVERVIEW_UID = "lab-overview"  # the home dashboard (grafana.ini)
+OVERVIEW_UID = "lab-overview"
+# the home dashboard: docker-compose.yml names it in GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH
+HOME_FILE = "home.json"
 TAG = "serverless-boundary-lab"
 HEIGHT = {"timeseries": 8, "stat": 6}
 
@@ -166,7 +168,7 @@ def account_limit() -> int:
 
 def generate() -> dict[str, dict]:
     specs = catalogue(account_limit())
-    boards = {"overview.json": overview(specs)}
+    boards = {HOME_FILE: overview(specs)}
     for topology in TOPOLOGIES:
         boards[f"{topology}.json"] = per_topology(specs, topology)
     return boards

@@ -14,6 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
+from labctl import mode
 from labctl.settings import REPO_ROOT, Settings, SettingsError
 from load.profiles import PROFILES_FILE, ProfileError, get_profile, load_profiles
 from load.targets import CHOICES, ENDPOINTS_FILE, TargetError, load_targets
@@ -40,6 +41,14 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def metrics_host(settings: Settings, lab_mode: str | None) -> str:
+    """Where Locust serves its metrics. Loopback, except in compose mode: Prometheus then runs in
+    a container and reaches the host through the Docker bridge (host.docker.internal), which a
+    loopback socket does not answer. LAB_LOCUST_METRICS_HOST overrides."""
+    default = "0.0.0.0" if lab_mode == "docker" else "127.0.0.1"
+    return settings.get("LAB_LOCUST_METRICS_HOST", default)
+
+
 def locust_argv(args: argparse.Namespace, report_dir: Path, settings: Settings) -> list[str]:
     metrics_port = (
         settings.port("LAB_LOCUST_METRICS_PORT") if args.metrics_port is None else args.metrics_port
@@ -50,6 +59,7 @@ def locust_argv(args: argparse.Namespace, report_dir: Path, settings: Settings) 
         "--lab-profile", args.profile, "--lab-topology", args.topology,
         "--lab-profiles-file", str(args.profiles_file), "--lab-endpoints", str(args.endpoints),
         "--lab-report-dir", str(report_dir), "--lab-metrics-port", str(metrics_port),
+        "--lab-metrics-host", metrics_host(settings, mode.last()),
         "--lab-progress-interval", str(args.progress_interval),
         "--csv", str(report_dir / "locust"), "--html", str(report_dir / "report.html"),
         # the lab prints its own progress lines (phase, target and actual rate)
@@ -103,8 +113,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = Settings.load()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         report_dir = args.reports / f"{stamp}-{profile.name}-{args.topology}"
-        report_dir.mkdir(parents=True, exist_ok=False)
         command = locust_argv(args, report_dir, settings)
+        report_dir.mkdir(parents=True, exist_ok=False)
     except (ProfileError, TargetError, SettingsError, FileExistsError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from grafana.build import DASHBOARDS_DIR, DATASOURCE_UID, OVERVIEW_UID, generate, main
+from grafana.build import DASHBOARDS_DIR, DATASOURCE_UID, HOME_FILE, OVERVIEW_UID, generate, main
 from grafana.lint import lint
 from labctl.settings import REPO_ROOT
 
@@ -43,7 +43,7 @@ def _titles(board: dict) -> list[str]:
 def test_issue_panels_exist_per_topology_and_side_by_side(boards, needle) -> None:
     for topology in ("no-flow-control", "flow-control"):
         assert any(needle in t for t in _titles(boards[f"{topology}.json"])), (needle, topology)
-        side = [p for p in boards["overview.json"]["panels"]
+        side = [p for p in boards[HOME_FILE]["panels"]
                 if needle in p["title"] and p["title"].endswith(f" - {topology}")]
         assert side, (needle, topology)
         # side by side: no-flow-control on the left half, flow-control on the right
@@ -87,7 +87,7 @@ def test_lint_catches(boards, breakage, message) -> None:
     if "unclosed" in message and shutil.which("promtool") is None:
         pytest.skip("promtool not installed (scripts/install-system-deps.sh)")
     broken = copy.deepcopy(boards)
-    breakage(broken["overview.json"]["panels"][0])  # Courier success %, a percent panel
+    breakage(broken[HOME_FILE]["panels"][0])  # Courier success %, a percent panel
     problems = lint(broken, DATASOURCE_UID)
     assert any(message in p for p in problems), problems
 
@@ -99,7 +99,13 @@ def test_provisioning_points_at_the_fixed_uid_and_the_home_dashboard() -> None:
     assert datasources["datasources"][0]["jsonData"]["timeInterval"] == "5s"
     provider = yaml.safe_load((grafana / "provisioning/dashboards/lab.yml").read_text())
     assert provider["providers"][0]["folder"] == "Serverless Boundary Lab"
-    ini = (grafana / "grafana.ini").read_text()
-    assert "[auth.anonymous]\nenabled = true" in ini and "org_role = Viewer" in ini
-    home = ini.split("default_home_dashboard_path = ")[1].split()[0]
+    # compose mounts grafana/ and names the home dashboard and the anonymous viewer
+    compose = yaml.safe_load((REPO_ROOT / "docker-compose.yml").read_text())["services"]["grafana"]
+    env = compose["environment"]
+    assert env["GF_AUTH_ANONYMOUS_ENABLED"] == "true" and env["GF_AUTH_ANONYMOUS_ORG_ROLE"] == "Viewer"
+    mounts = {v.split(":")[0]: v.split(":")[1] for v in compose["volumes"]}
+    assert mounts["./grafana/provisioning"] == "/etc/grafana/provisioning"
+    assert mounts["./grafana/dashboards"] == provider["providers"][0]["options"]["path"]
+    home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
+    assert home.startswith(mounts["./grafana/dashboards"] + "/")
     assert json.loads((DASHBOARDS_DIR / home.rsplit("/", 1)[1]).read_text())["uid"] == OVERVIEW_UID
