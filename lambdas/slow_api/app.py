@@ -118,7 +118,7 @@ def record_delivery_safely(correlation_id: str, order_id: Any) -> int | None:
 
 @app.post("/slow")
 def slow_handler() -> dict[str, Any]:
-    correlation_id = app.current_event.get_header_value("x-correlation-id") or NO_CORRELATION_ID
+    correlation_id = app.current_event.headers.get("x-correlation-id") or NO_CORRELATION_ID
     logger.set_correlation_id(correlation_id)
     try:
         body = app.current_event.json_body if app.current_event.body else {}

@@ -6,6 +6,7 @@ import base64
 import importlib.util
 import io
 import json
+import sys
 import uuid
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
@@ -22,6 +23,7 @@ def load_app() -> ModuleType:
     """Import lambdas/notification/app.py under a unique name (every function's module is `app`)."""
     spec = importlib.util.spec_from_file_location(f"notification_app_{uuid.uuid4().hex}", APP)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
     spec.loader.exec_module(module)
     return module
 
