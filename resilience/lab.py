@@ -8,6 +8,7 @@ LocalStack given `--endpoint-url`.
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -86,7 +87,9 @@ class Lab:
         )
 
 
-def load_lab(endpoint_url: str | None = None, path: Path = ENDPOINTS_FILE) -> Lab:
+def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
+    """`path` or `$LAB_ENDPOINTS_FILE` (a second, private lab) or `.lab/endpoints.json`."""
+    path = path or Path(os.environ.get("LAB_ENDPOINTS_FILE") or ENDPOINTS_FILE)
     data: dict[str, Any] = {}
     if path.exists():
         try:
