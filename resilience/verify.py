@@ -93,6 +93,28 @@ def query_prometheus(base_url: str, promql: str, timeout: float = 10) -> list[fl
     return [v for v in values if not math.isnan(v)]
 
 
+def injected_faults(prometheus_url: str, experiment: Experiment, seconds: float) -> str:
+    """How many faults the functions reported injecting during the run (EMF FaultInjected):
+    shown with the verdict so a pass is never the result of a condition that did not apply."""
+    where = "" if experiment.topology == "both" else f'{{topology="{experiment.topology}"}}'
+    promql = f"sum by (mode) (increase(emf_fault_injected_total{where}[{max(1, int(seconds))}s]))"
+    try:
+        values = query_prometheus_series(prometheus_url, promql)
+    except Exception as exc:  # noqa: BLE001 - evidence is informative, not the verdict
+        return f"unavailable ({exc})"
+    if not values:
+        return "no injected fault reported (emf_fault_injected_total)"
+    return ", ".join(f"{mode}: {value:.0f} injected" for mode, value in sorted(values.items()))
+
+
+def query_prometheus_series(base_url: str, promql: str) -> dict[str, float]:
+    url = f"{base_url.rstrip('/')}/api/v1/query?" + urllib.parse.urlencode({"query": promql})
+    with urllib.request.urlopen(url, timeout=10) as response:
+        payload = json.loads(response.read())
+    return {s["metric"].get("mode", "?"): float(s["value"][1])
+            for s in payload.get("data", {}).get("result", [])}
+
+
 class Conditions:
     """Applies fault documents and remembers what was there before, to put it back exactly."""
 
@@ -186,6 +208,7 @@ def run_experiment(lab: Lab, prometheus_url: str, experiment: Experiment, say: A
             if elapsed + experiment.interval_s > experiment.duration_s:
                 break
             time.sleep(experiment.interval_s)
+        say(f"  evidence: {injected_faults(prometheus_url, experiment, time.monotonic() - start)}")
     except Interrupted:
         raise
     except Exception as exc:  # noqa: BLE001 - report it as this experiment's failure
