@@ -17,7 +17,7 @@ DELIVERY = "DeliveryFunction"
 COURIER_FUNCTION = "SlowApiFunction"
 COURIER_API = "sls-observe-courier"
 
-GREEN, ORANGE, RED, BLUE = "green", "orange", "red", "blue"
+GREEN, ORANGE, RED = "green", "orange", "red"
 
 
 @dataclass(frozen=True)
