@@ -10,16 +10,22 @@ Here: the event goes straight to `LambdaService.invoke(..., InvocationType=Event
 call the Invoke API handler makes after parsing, i.e. the same enqueue, validation and
 errors, without the HTTP round trip, serialisation and request parsing. Cross-account targets
 (a `RoleArn` on the target) keep LocalStack's original path, which assumes that role.
+Also: LocalStack starts a new thread per PutEvents entry to match it against the rules; here a
+fixed pool of workers does it (same asynchrony, no thread start per event).
 """
 
 from __future__ import annotations
 
+import functools
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 from localstack.aws.api.lambda_ import InvocationType
+from localstack.services.events import provider
 from localstack.services.events.target import LambdaTargetSender
+from localstack.services.events.utils import to_json_str
 from localstack.services.lambda_.api_utils import function_locators_from_arn
-from localstack.utils.patch import Patches
+from localstack.utils.patch import Patch, Patches
 from localstack.utils.strings import long_uid, to_bytes
 from localstack.utils.xray.trace_header import TraceHeader
 
@@ -32,7 +38,6 @@ def _send_event(fn, self: LambdaTargetSender, event, trace_header) -> None:
     services = lambda_hooks.SERVICES
     if self.target.get("RoleArn") or not services:
         return fn(self, event, trace_header)
-    from localstack.services.events.utils import to_json_str
 
     name, qualifier, account, region = function_locators_from_arn(self.target["Arn"])
     if not isinstance(trace_header, TraceHeader):
@@ -52,7 +57,35 @@ def _send_event(fn, self: LambdaTargetSender, event, trace_header) -> None:
     return None
 
 
+RULE_WORKERS = 8  # enough to keep up on 2 cores; matching is CPU-bound under the GIL anyway
+_rule_pool: ThreadPoolExecutor | None = None
+
+
+def _start_worker_thread(fn, method, params=None, name: str | None = None):
+    global _rule_pool
+    if name != "events-process-rules":
+        return fn(method, params, name=name)
+    if _rule_pool is None:
+        _rule_pool = ThreadPoolExecutor(max_workers=RULE_WORKERS, thread_name_prefix="lab-events-rules")
+    _rule_pool.submit(_run_logged, method, params)
+    return None
+
+
+def _run_logged(method, params) -> None:
+    try:
+        method(params)
+    except Exception:  # noqa: BLE001 - as FuncThread: log, never kill the worker
+        LOG.exception("processing EventBridge rules failed")
+
+
 def patches() -> Patches:
     p = Patches()
     p.function(LambdaTargetSender.send_event, _send_event)
+    p.add(
+        Patch(
+            provider,
+            "start_worker_thread",
+            functools.partial(_start_worker_thread, provider.start_worker_thread),
+        )
+    )
     return p

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import functools
+import threading
+
+from localstack.services.events import provider
 from localstack.services.events.provider import EventsProvider
 from localstack.services.events.target import TargetSender
-from localstack.utils.event_matcher import matches_event
-from localstack.utils.patch import Patches
+from localstack.utils.patch import Patch, Patches
 
 from lab_platform.metrics import registry as m
 
@@ -25,10 +28,24 @@ def rule_labels(rule_arn: str) -> dict[str, str]:
             "event_bus": bus, "rule": rule}
 
 
+# The rule whose pattern `_process_rules` is evaluating on this thread (None elsewhere, e.g. in
+# the TestEventPattern API, which must not count as a match).
+_current_rule = threading.local()
+
+
 def _process_rules(fn, self, rule, region, account_id, event_formatted, trace_header) -> Any:
-    if rule.targets is not None and matches_event(rule.event_pattern, event_formatted):
-        m.events_matched.labels(**rule_labels(rule.arn)).inc()
-    return fn(self, rule, region, account_id, event_formatted, trace_header)
+    _current_rule.arn = rule.arn
+    try:
+        return fn(self, rule, region, account_id, event_formatted, trace_header)
+    finally:
+        _current_rule.arn = None
+
+
+def _matches_event(fn, pattern, event) -> bool:
+    matched = fn(pattern, event)
+    if matched and (arn := getattr(_current_rule, "arn", None)):
+        m.events_matched.labels(**rule_labels(arn)).inc()
+    return matched
 
 
 def _process_event(fn, self, event, trace_header) -> Any:
@@ -44,5 +61,7 @@ def _process_event(fn, self, event, trace_header) -> Any:
 def patches() -> Patches:
     p = Patches()
     p.function(EventsProvider._process_rules, _process_rules)
+    # the provider module's own name, so the pattern is evaluated once per rule and event
+    p.add(Patch(provider, "matches_event", functools.partial(_matches_event, provider.matches_event)))
     p.function(TargetSender.process_event, _process_event)
     return p
