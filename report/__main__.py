@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "experiment":
             from report.experiment import experiment
 
-            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet)
+            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints)
     except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -122,10 +122,12 @@ class Drainer:
             time.sleep(2.0)
 
 
-def run_load(profile: str, reports: Path) -> tuple[int, Path | None, float, float]:
+def run_load(profile: str, reports: Path, endpoints_file: Path | None = None) -> tuple[int, Path | None, float, float]:
     before = {p.name for p in reports.glob("*")} if reports.exists() else set()
     start = time.time()
     command = [sys.executable, "-m", "load", "run", "--profile", profile, "--topology", "both"]
+    if endpoints_file is not None:
+        command += ["--endpoints", str(endpoints_file)]
     say(f"load: {' '.join(command[1:])}")
     process = subprocess.Popen(command, cwd=REPO_ROOT)
     try:
@@ -150,7 +152,13 @@ def _wait_first_sample(sampler: PlatformSampler, timeout: float = 20.0) -> None:
         say(f"warning: no sample of /_lab/metrics yet ({sampler.last_error or 'no answer'})")
 
 
-def experiment(endpoints: Endpoints, profile: str = "smoke", drain_timeout: float | None = None, quiet: float = 150.0) -> int:
+def experiment(
+    endpoints: Endpoints,
+    profile: str = "smoke",
+    drain_timeout: float | None = None,
+    quiet: float = 150.0,
+    endpoints_file: Path | None = None,
+) -> int:
     predicted_drain = None
     try:
         prev = preview(gather(profile, endpoints))
@@ -167,7 +175,7 @@ def experiment(endpoints: Endpoints, profile: str = "smoke", drain_timeout: floa
     try:
         _wait_first_sample(sampler)
         drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
-        code, folder, start, end = run_load(profile, REPORTS_DIR)
+        code, folder, start, end = run_load(profile, REPORTS_DIR, endpoints_file)
         if folder is None:
             say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
             return 2

@@ -37,6 +37,22 @@ class LogLine:
         return datetime.fromtimestamp(self.timestamp_ms / 1000, tz=UTC)
 
 
+def powertools_time_ms(value: object) -> int | None:
+    """Powertools' own timestamp ("2026-11-23 07:52:27,529+0000"), taken when the line was logged.
+
+    Preferred to the CloudWatch event time, which the runtime stamps when it ships the
+    invocation's logs (all lines of one invocation share it).
+    """
+    if not isinstance(value, str):
+        return None
+    for fmt in ("%Y-%m-%d %H:%M:%S,%f%z", "%Y-%m-%dT%H:%M:%S.%f%z"):
+        try:
+            return int(datetime.strptime(value, fmt).timestamp() * 1000)
+        except ValueError:
+            continue
+    return None
+
+
 def parse_line(role: str, timestamp_ms: int, text: str) -> LogLine:
     text = text.rstrip("\n")
     data: Any = None
@@ -47,12 +63,24 @@ def parse_line(role: str, timestamp_ms: int, text: str) -> LogLine:
         except json.JSONDecodeError:
             data = None
     if isinstance(data, dict):
-        message = data.get("message", "")
-        if not isinstance(message, str):
-            message = json.dumps(message, sort_keys=True)
+        raw_message = data.get("message", "")
         status = data.get("status")
+        if isinstance(raw_message, dict):
+            # Powertools puts a logged dict under "message": {"status": ..., "message": ..., ...}
+            status = status or raw_message.get("status")
+            text = raw_message.get("message")
+            extras = {k: v for k, v in raw_message.items() if k not in ("status", "message")}
+            message = "" if text is None else str(text)
+            if extras:
+                message += (" " if message else "") + " ".join(
+                    f"{k}={v if isinstance(v, str) else json.dumps(v, sort_keys=True)}" for k, v in extras.items()
+                )
+        elif isinstance(raw_message, str):
+            message = raw_message
+        else:
+            message = json.dumps(raw_message, sort_keys=True)
         return LogLine(
-            timestamp_ms=timestamp_ms,
+            timestamp_ms=powertools_time_ms(data.get("timestamp")) or timestamp_ms,
             role=role,
             service=str(data.get("service") or role),
             correlation_id=(str(data["correlation_id"]) if data.get("correlation_id") else None),

@@ -14,7 +14,7 @@ REQ = "9d3e7c1a-aaaa-bbbb-cccc-111122223333"
 
 
 def pt(service: str, status: str | None, message: str, cid: str = CID, req: str | None = None, level: str = "INFO") -> str:
-    body = {"level": level, "message": message, "service": service, "timestamp": "2026-11-23 07:00:00,000+0000",
+    body = {"level": level, "message": message, "service": service,
             "correlation_id": cid, "order_id": "run1-nfc-000001"}
     if status:
         body["status"] = status
@@ -33,7 +33,7 @@ def test_parse_powertools_and_platform_lines():
     report = parse_line("delivery", 2001, f"REPORT RequestId: {REQ}\tDuration: 29000.00 ms")
     assert report.request_id == REQ
     dict_message = parse_line("courier", 5, json.dumps({"message": {"a": 1}, "service": "slow-api"}))
-    assert dict_message.message == '{"a": 1}'
+    assert dict_message.message == "a=1"
 
 
 def test_select_keeps_the_order_and_its_invocations_timeouts_in_time_order():
@@ -104,3 +104,19 @@ def test_run_lines_follow_the_run_id_even_on_lines_without_an_order_id():
     by_time = run_lines(lines, RunWindow(Path("x"), 1.0015, 1.0016, "smoke", None, True))
     assert len(by_time) == 4  # within the window's one-second margin
     assert run_lines(lines, RunWindow(Path("x"), 100, 200, "smoke", None, True)) == []
+
+
+def test_powertools_dict_messages_and_own_timestamps():
+    # what Powertools Logger really prints for logger.info({"status": ..., "message": ...})
+    raw = json.dumps({
+        "level": "INFO", "location": "deliver:155",
+        "message": {"status": "COMPLETED", "message": "order delivered", "attempts": 1, "latency_ms": 2304.5},
+        "timestamp": "2026-11-23 07:52:29,834+0000", "service": "delivery-handler",
+        "function_request_id": REQ, "correlation_id": CID, "order_id": "o-1",
+    })
+    line = parse_line("delivery", 1795420349840, raw)
+    assert (line.status, line.correlation_id, line.level) == ("COMPLETED", CID, "INFO")
+    assert line.message == "order delivered attempts=1 latency_ms=2304.5"
+    assert line.timestamp_ms == 1795420349834  # logged at, not shipped at (1795420349840)
+    emf = parse_line("delivery", 5, json.dumps({"_aws": {"Timestamp": 1}, "service": "delivery-handler", "OrdersDelivered": [1.0]}))
+    assert emf.status is None and emf.correlation_id is None
