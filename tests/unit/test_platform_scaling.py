@@ -1,0 +1,75 @@
+"""Pure scaling rules of the SQS ESM and async patches, and EventBridge rule labels."""
+
+from __future__ import annotations
+
+import pytest
+
+from lab_platform.sqs_esm.concurrency import (
+    INITIAL_CONCURRENCY,
+    MAX_CONCURRENCY,
+    ConcurrencyLimit,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_maximum_concurrency_is_the_bound_whatever_the_backlog():
+    limit = ConcurrencyLimit(10)
+    limit.saw_messages()
+    assert limit.allowed() == 10
+
+
+def test_without_maximum_concurrency_start_at_5_and_add_300_per_minute_up_to_1250():
+    clock = Clock()
+    limit = ConcurrencyLimit(None, clock=clock)
+    assert limit.allowed() == INITIAL_CONCURRENCY
+    limit.saw_messages()
+    clock.now = 30
+    assert limit.allowed() == INITIAL_CONCURRENCY + 150
+    clock.now = 3600
+    assert limit.allowed() == MAX_CONCURRENCY
+    limit.drained()
+    assert limit.allowed() == INITIAL_CONCURRENCY
+
+
+def test_maximum_concurrency_must_be_positive():
+    with pytest.raises(ValueError, match="MaximumConcurrency"):
+        ConcurrencyLimit(0)
+
+
+def test_async_pool_is_the_account_limit_plus_headroom():
+    from lab_platform.async_invoke.scaling import pool_size, throttle_retry_delay
+
+    assert pool_size(100, environ={}) == 110
+    assert pool_size(400, environ={}) == 440
+    assert pool_size(100, environ={"LAB_ASYNC_HEADROOM": "5"}) == 105
+    assert [throttle_retry_delay(n) for n in range(10)] == [1, 2, 4, 8, 16, 32, 64, 128, 256, 300]
+
+
+def test_rule_labels_for_custom_and_default_bus():
+    from lab_platform.metrics.events_hooks import rule_labels
+
+    assert rule_labels("arn:aws:events:us-east-1:111111111111:rule/orders/to-delivery") == {
+        "account": "111111111111",
+        "region": "us-east-1",
+        "event_bus": "orders",
+        "rule": "to-delivery",
+    }
+    assert rule_labels("arn:aws:events:us-east-1:111111111111:rule/nightly")["event_bus"] == "default"
+
+
+def test_settings_toggles_and_errors():
+    from lab_platform import settings
+
+    assert settings.enabled("LAB_PATCH_EMF", {})
+    assert not settings.enabled("LAB_PATCH_EMF", {"LAB_PATCH_EMF": "off"})
+    with pytest.raises(settings.SettingError, match="unknown lab platform toggle"):
+        settings.enabled("LAB_PATCH_NOPE", {})
+    with pytest.raises(settings.SettingError, match="is not a number"):
+        settings.number("LAB_ASYNC_HEADROOM", 1, {"LAB_ASYNC_HEADROOM": "many"})
