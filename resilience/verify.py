@@ -24,6 +24,7 @@ import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -149,34 +150,44 @@ class Conditions:
 
 
 class Traffic(threading.Thread):
-    """Orders at a steady rate to each selected topology's notify URL (when the experiment asks)."""
+    """Orders at a fixed arrival rate to each selected topology's notify URL (open loop: a slow
+    answer does not delay the next order, as with real customers, so latency cannot hide load)."""
 
-    def __init__(self, urls: list[str], rate_per_s: float) -> None:
+    def __init__(self, urls: list[str], rate_per_s: float, max_in_flight: int = 32) -> None:
         super().__init__(daemon=True)
         self.urls = urls
         self.period = 1.0 / rate_per_s
         self.stopped = threading.Event()
+        self.pool = ThreadPoolExecutor(max_workers=max_in_flight, thread_name_prefix="verify-order")
         self.sent = 0
         self.errors = 0
+        self._lock = threading.Lock()
+
+    def _post(self, url: str) -> None:
+        body = json.dumps({"order_id": f"verify-{uuid.uuid4().hex[:12]}", "item": "verify"})
+        request = urllib.request.Request(url, data=body.encode(), method="POST",
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=30):
+                ok = True
+        except Exception:  # noqa: BLE001 - errors are part of what is measured
+            ok = False
+        with self._lock:
+            self.sent += ok
+            self.errors += not ok
 
     def run(self) -> None:
         next_at = time.monotonic()
         while not self.stopped.is_set():
             for url in self.urls:
-                body = json.dumps({"order_id": f"verify-{uuid.uuid4().hex[:12]}", "item": "verify"})
-                request = urllib.request.Request(url, data=body.encode(), method="POST",
-                                                 headers={"Content-Type": "application/json"})
-                try:
-                    with urllib.request.urlopen(request, timeout=10):
-                        self.sent += 1
-                except Exception:  # noqa: BLE001 - errors are part of what is measured
-                    self.errors += 1
+                self.pool.submit(self._post, url)
             next_at += self.period
             self.stopped.wait(max(0.0, next_at - time.monotonic()))
 
     def stop(self) -> None:
         self.stopped.set()
-        self.join(timeout=15)
+        self.join(timeout=5)
+        self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def run_experiment(lab: Lab, prometheus_url: str, experiment: Experiment, say: Any,
@@ -219,11 +230,12 @@ def run_experiment(lab: Lab, prometheus_url: str, experiment: Experiment, say: A
         held = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
         signal.pthread_sigmask(signal.SIG_BLOCK, held)
         try:
-            if traffic is not None:
-                traffic.stop()
-            for problem in conditions.revert():
+            for problem in conditions.revert():  # first: faults must not outlive the run
                 say(f"  WARNING {problem}")
             say("  condition reverted")
+            if traffic is not None:
+                traffic.stop()
+                say(f"  traffic: {traffic.sent} orders answered, {traffic.errors} failed")
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, held)
     return result
