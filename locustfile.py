@@ -231,7 +231,9 @@ class NotifyUser(FastHttpUser):
                 catch_response=True,
             ) as response:
                 failed = not 200 <= (response.status_code or 0) < 300
-                if failed:
+                if failed and not response.status_code:  # no answer: timeout, refused, reset
+                    response.failure(f"no answer: {type(response.error).__name__} {response.error}")
+                elif failed:
                     response.failure(f"HTTP {response.status_code}: {(response.text or '')[:120]}")
         finally:
             run.in_flight -= 1

@@ -19,7 +19,10 @@ LATENCY_FLOOR = 1.0  # s: size for at least this response time before any has be
 REQUEST_TIMEOUT = 30.0  # s: API Gateway's own integration limit is 29 s; no request waits longer
 MIN_USERS = 2  # per topology
 POOL_STEP = 10
-DRAIN_GRACE = 10.0  # s after the last arrival for requests still in flight
+# After the last arrival, wait for the requests in flight (each ends by REQUEST_TIMEOUT), so every
+# order sent has a recorded outcome in the CSV and the metrics.
+DRAIN_GRACE = REQUEST_TIMEOUT + 5.0
+MAX_SPAWN_RATE = 100.0  # Locust warns above this; the pool is sized LOOKAHEAD s ahead anyway
 
 
 @dataclass
@@ -61,7 +64,11 @@ class ShapePlan:
         if t >= self.profile.duration:
             if (in_flight == 0 and backlog == 0) or t >= self.profile.duration + DRAIN_GRACE:
                 return None
-            return self.users, float(max(self.users, 1))
+            return self.users, self.spawn_rate
         users = self.pool_size(t, latency_p95, backlog)
-        # spawn the whole pool within a second: users are cheap, a missing one costs an arrival
-        return users, float(users)
+        return users, self.spawn_rate
+
+    @property
+    def spawn_rate(self) -> float:
+        # the whole pool within a second when small: users are cheap, a missing one costs an arrival
+        return float(min(max(self.users, 1), MAX_SPAWN_RATE))

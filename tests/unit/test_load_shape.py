@@ -7,7 +7,15 @@ import math
 import pytest
 
 from load.profiles import get_profile
-from load.shape import DRAIN_GRACE, LATENCY_FLOOR, MIN_USERS, POOL_STEP, REQUEST_TIMEOUT, ShapePlan
+from load.shape import (
+    DRAIN_GRACE,
+    LATENCY_FLOOR,
+    MAX_SPAWN_RATE,
+    MIN_USERS,
+    POOL_STEP,
+    REQUEST_TIMEOUT,
+    ShapePlan,
+)
 
 
 def _needed(rate: float, latency: float, topologies: int, backlog: int = 0) -> int:
@@ -26,7 +34,7 @@ def test_pool_covers_the_peak_of_the_next_seconds_at_every_boundary(name, topolo
             users, spawn_rate = plan.tick(t, latency_p95=0.2)
             ahead = max(profile.rate_at(min(x, profile.duration - 1e-9)) for x in (t, t + 4.99))
             assert users >= _needed(ahead, 0.2, topologies), (name, t)
-            assert spawn_rate == users  # the whole pool within a second
+            assert spawn_rate == min(users, MAX_SPAWN_RATE)  # the whole pool within a second
 
 
 def test_pool_follows_slow_responses_and_backlog() -> None:
@@ -35,6 +43,12 @@ def test_pool_follows_slow_responses_and_backlog() -> None:
     assert plan.tick(900, latency_p95=4.0)[0] == _needed(15, 4.0, 2)  # 2*(120+2)=244 -> 250
     assert plan.tick(900, latency_p95=100.0)[0] == _needed(15, 100.0, 2)  # capped by the timeout
     assert plan.tick(900, latency_p95=100.0, backlog=7)[0] == _needed(15, 100.0, 2, 7)
+
+
+def test_spawn_rate_is_capped() -> None:
+    plan = ShapePlan(get_profile("seed"), 2)
+    users, spawn_rate = plan.tick(900, latency_p95=10.0)
+    assert users > MAX_SPAWN_RATE and spawn_rate == MAX_SPAWN_RATE
 
 
 def test_pool_never_shrinks() -> None:
@@ -56,5 +70,6 @@ def test_run_ends_at_the_profile_end_once_drained() -> None:
     plan.tick(179)
     assert plan.tick(180, in_flight=0, backlog=0) is None
     assert plan.tick(180, in_flight=3) == (plan.users, float(plan.users))
+    assert DRAIN_GRACE > REQUEST_TIMEOUT  # every request sent gets its outcome recorded
     assert plan.tick(180, backlog=1) is not None
     assert plan.tick(180 + DRAIN_GRACE, in_flight=3) is None  # stuck requests do not hold it open
