@@ -103,16 +103,21 @@ def plot_all(endpoints: Endpoints, window: RunWindow, out_dir: Path, end: float)
     step = max(5.0, round((end - window.start) / 300))
     plots: list[tuple[str, str]] = []
     warnings: list[str] = []
+    fetched = {}
     for panel in panels.panels(endpoints, end - window.start):
         try:
             data = panels.fetch(prom, panel, window.start, end, step)
         except PrometheusError as error:
             return plots, [str(error) + ": plots skipped"]
+        fetched[panel.slug] = (panel, data)
         path = out_dir / "plots" / f"{panel.slug}.png"
         if panels.plot(panel, data, window.start, path):
             plots.append((panel.title, f"plots/{path.name}"))
         else:
             warnings.append(f"panel '{panel.title}': no data in Prometheus for this range")
+    headline = [fetched[s] for s in ("concurrency", "delivery_success", "orders") if s in fetched]
+    if panels.plot_headline(headline, window.start, out_dir / "plots" / "headline.png"):
+        plots.insert(0, ("Headline: concurrency, delivery success, orders", "plots/headline.png"))
     return plots, warnings
 
 

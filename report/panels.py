@@ -121,16 +121,16 @@ def cumulate(series: Series, start: float, step: float) -> Series:
     return Series(series.labels, points)
 
 
-def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path: Path) -> bool:
-    """One PNG; False (and no file) when no query returned a point."""
+def _pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # no display on this machine; PNG only
     import matplotlib.pyplot as plt
 
-    if not any(s.points for _, series in data for s in series):
-        return False
-    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    return plt
+
+
+def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float) -> None:
     for line, series in data:
         for s in sorted(series, key=lambda s: str(s.labels)):
             if not s.points:
@@ -147,6 +147,36 @@ def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path
         ax.set_ylim(*panel.ylim)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+
+
+def _has_points(data: list[tuple[Line, list[Series]]]) -> bool:
+    return any(s.points for _, series in data for s in series)
+
+
+def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path: Path) -> bool:
+    """One PNG; False (and no file) when no query returned a point."""
+    if not _has_points(data):
+        return False
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
+    _draw(ax, panel, data, start)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return True
+
+
+def plot_headline(parts: list[tuple[Panel, list[tuple[Line, list[Series]]]]], start: float, path: Path) -> bool:
+    """The article's divergence in one image: several panels side by side (for the README)."""
+    parts = [(panel, data) for panel, data in parts if _has_points(data)]
+    if not parts:
+        return False
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 3.8), dpi=100, squeeze=False)
+    for ax, (panel, data) in zip(axes[0], parts):
+        _draw(ax, panel, data, start)
+    fig.suptitle("no flow control (red) vs flow control (green)", fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

@@ -184,3 +184,15 @@ def test_preview_in_the_report(tmp_path: Path):
     assert "## Predicted vs measured" in text
     assert "| no-flow-control actual success |" in text and "| 20.0% |" in text
     assert "### Capacity preview" in text and "32 s" in text
+
+
+def test_headline_plot_puts_panels_side_by_side(tmp_path: Path):
+    from report.panels import plot_headline
+
+    a = Panel("a", "A", "n", (Line("q", "{topology}"),))
+    b = Panel("b", "B", "n", (Line("q", "{topology}"),))
+    series = [Series({"topology": "flow-control"}, [(0.0, 1.0), (60.0, 2.0)])]
+    path = tmp_path / "headline.png"
+    assert plot_headline([(a, [(a.lines[0], series)]), (b, [(b.lines[0], [])])], 0.0, path)
+    assert path.read_bytes()[:4] == b"\x89PNG"
+    assert not plot_headline([(b, [(b.lines[0], [])])], 0.0, tmp_path / "none.png")
