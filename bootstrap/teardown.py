@@ -28,8 +28,13 @@ _ABSENT_CODES = {
 }
 
 
-def _delete(p: Progress, scope: str, what: str, call: Callable[[], Any]) -> None:
+def _delete(
+    p: Progress, scope: str, what: str, call: Callable[[], Any], exists: Callable[[], Any] | None = None
+) -> None:
+    """`exists` first for APIs whose delete succeeds on a missing resource (DeleteEventBus)."""
     try:
+        if exists is not None:
+            exists()
         call()
     except ClientError as error:
         if error.response.get("Error", {}).get("Code") in _ABSENT_CODES:
@@ -52,7 +57,8 @@ def teardown_topology(c: Clients, topo: t.Topology, p: Progress) -> None:
     if targets:
         c.events.remove_targets(Rule=t.RULE, EventBusName=t.EVENT_BUS, Ids=[x["Id"] for x in targets])
     _delete(p, s, f"rule {t.RULE}", lambda: c.events.delete_rule(Name=t.RULE, EventBusName=t.EVENT_BUS))
-    _delete(p, s, f"event bus {t.EVENT_BUS}", lambda: c.events.delete_event_bus(Name=t.EVENT_BUS))
+    _delete(p, s, f"event bus {t.EVENT_BUS}", lambda: c.events.delete_event_bus(Name=t.EVENT_BUS),
+            exists=lambda: c.events.describe_event_bus(Name=t.EVENT_BUS))
     for fn in t.FUNCTION_FOLDERS:
         _delete(p, s, f"function {fn}", lambda fn=fn: c.awslambda.delete_function(FunctionName=fn))
 
@@ -79,7 +85,8 @@ def teardown_topology(c: Clients, topo: t.Topology, p: Progress) -> None:
     _delete(p, s, f"table {t.DELIVERIES_TABLE}", lambda: c.dynamodb.delete_table(TableName=t.DELIVERIES_TABLE))
     _delete(p, s, f"parameter {t.ENDPOINT_PARAMETER}", lambda: c.ssm.delete_parameter(Name=t.ENDPOINT_PARAMETER))
     _delete(p, s, f"secret {t.API_KEY_SECRET}",
-            lambda: c.secretsmanager.delete_secret(SecretId=t.API_KEY_SECRET, ForceDeleteWithoutRecovery=True))
+            lambda: c.secretsmanager.delete_secret(SecretId=t.API_KEY_SECRET, ForceDeleteWithoutRecovery=True),
+            exists=lambda: c.secretsmanager.describe_secret(SecretId=t.API_KEY_SECRET))
     for fn in t.FUNCTION_FOLDERS:
         _delete(p, s, f"log group {t.log_group(fn)}", lambda fn=fn: c.logs.delete_log_group(logGroupName=t.log_group(fn)))
         role = f"sls-observe-{fn}-role"

@@ -91,7 +91,10 @@ def test_one_order_through_each_topology_tells_its_story(localstack, lab):
         assert courier[-1]["_at"] <= delivery[-1]["_at"]
         assert delivery[-1]["message"]["latency_ms"] > 0
         print(f"{name}: {correlation_id} delivered after {attempts} attempt(s), "
-              f"{delivery[-1]['message']['latency_ms']:.0f} ms from acceptance")
+              f"{delivery[-1]['message']['latency_ms']:.0f} ms from acceptance; its story:")
+        for line in sorted(notification + delivery + courier, key=lambda line: line["_at"]):
+            print(f"  {line['timestamp']}  {line['service']:<16} {line['message']['status']:<9} "
+                  f"{line['message'].get('message', '')}")
         if ledger_available(localstack, topo):
             item = client(localstack, topo, "dynamodb").get_item(
                 TableName=topo["deliveries_table"], Key={"correlation_id": {"S": correlation_id}})["Item"]
