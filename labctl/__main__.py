@@ -23,6 +23,14 @@ PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT", "LAB_GRAFANA_PORT", "
              "LAB_LOCUST_METRICS_PORT")
 
 
+def shown(path) -> str:
+    """A path as a person would type it: relative to the repository when inside it."""
+    try:
+        return str(path.relative_to(REPO_ROOT))
+    except ValueError:
+        return str(path)
+
+
 def step(text: str) -> None:
     print(f"==> {text}", flush=True)
 
@@ -83,9 +91,9 @@ def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: f
         print("  Grafana      needs Docker; in host mode use Prometheus, `make report`, or import grafana/dashboards/*.json")
     for name, topo in endpoints.get("topologies", {}).items():
         print(f"  {name:16} notify {topo.get('notify_url')}")
-    print(f"  endpoints    {ENDPOINTS_FILE.relative_to(REPO_ROOT)}")
+    print(f"  endpoints    {shown(ENDPOINTS_FILE)}")
     if lab_mode == "host":
-        print(f"  logs         {processes.LOG_DIR.relative_to(REPO_ROOT)}/ (localstack.log, prometheus.log)")
+        print(f"  logs         {shown(processes.LOG_DIR)}/ (localstack.log, prometheus.log)")
     else:
         print("  logs         docker compose logs -f localstack")
     print("Next: `make load` (18-minute seed ramp; PROFILE=smoke for 3 minutes), then watch the dashboards.")

@@ -35,7 +35,6 @@ def localstack_environment(settings: Settings, state_dir: Path, port: int) -> di
             "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR", "process"),
             "PROVIDER_OVERRIDE_DYNAMODB": settings.get("PROVIDER_OVERRIDE_DYNAMODB", "lab_moto"),
             "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
-            "LAB_STATE_DIR": str(state_dir),
         }
     )
     return env

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-STATE_DIR = REPO_ROOT / ".lab"
+# Everything the lab writes at run time (state, logs, PIDs, endpoints). LAB_STATE_DIR lets a test
+# run a whole second lab beside the one a person has up.
+STATE_DIR = Path(os.environ.get("LAB_STATE_DIR") or REPO_ROOT / ".lab").resolve()
 
 
 class SettingsError(ValueError):
