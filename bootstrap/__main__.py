@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -17,14 +18,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bootstrap", description=__doc__)
     parser.add_argument("command", choices=["provision", "teardown"])
     parser.add_argument("--localstack-url", help="default: http://127.0.0.1:$LAB_LOCALSTACK_PORT from .env")
+    parser.add_argument("--endpoints-file", type=Path, default=ENDPOINTS_FILE,
+                        help=f"default: $LAB_ENDPOINTS_FILE or {ENDPOINTS_FILE}")
     args = parser.parse_args(argv)
     try:
         settings = Settings.load()
         url = args.localstack_url or settings.localstack_url
         if args.command == "provision":
-            provision_all(url, settings, endpoints_file=ENDPOINTS_FILE)
+            provision_all(url, settings, endpoints_file=args.endpoints_file)
         else:
-            teardown_all(url, endpoints_file=ENDPOINTS_FILE)
+            teardown_all(url, endpoints_file=args.endpoints_file)
     except (ProvisioningError, PackagingError, SettingsError) as error:
         print(f"bootstrap: error: {error}", file=sys.stderr)
         return 1

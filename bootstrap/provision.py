@@ -42,7 +42,8 @@ from bootstrap.resources import (
 )
 from labctl.settings import STATE_DIR, Settings
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+# `$LAB_ENDPOINTS_FILE` selects another file (a second, private lab), as the readers accept it.
+ENDPOINTS_FILE = Path(os.environ.get("LAB_ENDPOINTS_FILE") or STATE_DIR / "endpoints.json")
 COURIER_PROFILES = ("seed", "seed-code")
 
 
@@ -73,12 +74,19 @@ def function_side_url(localstack_url: str, settings: Settings) -> str:
     override = settings.values.get("LAB_FUNCTION_LOCALSTACK_URL") or os.environ.get("LAB_FUNCTION_LOCALSTACK_URL")
     if override:
         return override.rstrip("/")
-    try:
-        with urllib.request.urlopen(f"{localstack_url}/_localstack/info", timeout=5) as response:
-            in_docker = bool(json.load(response).get("is_docker"))
-    except OSError as error:
-        raise ProvisioningError(f"LocalStack at {localstack_url} does not answer: {error}") from None
+    in_docker = bool(localstack_info(localstack_url).get("is_docker"))
     return "http://127.0.0.1:4566" if in_docker else localstack_url.rstrip("/")
+
+
+def localstack_info(localstack_url: str) -> dict[str, Any]:
+    """LocalStack's /_localstack/info, or a clear error instead of minutes of client retries."""
+    try:
+        with urllib.request.urlopen(f"{localstack_url.rstrip('/')}/_localstack/info", timeout=5) as response:
+            return json.load(response)
+    except OSError as error:
+        raise ProvisioningError(
+            f"LocalStack at {localstack_url} does not answer ({error}): start the lab with `make up`"
+        ) from None
 
 
 def check_account_concurrency(c: Clients, p: Progress, scope: str, expected: int | None) -> int:

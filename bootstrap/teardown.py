@@ -15,7 +15,7 @@ from botocore.exceptions import ClientError
 from bootstrap import topology as t
 from bootstrap.aws import Clients
 from bootstrap.progress import Progress
-from bootstrap.provision import ENDPOINTS_FILE
+from bootstrap.provision import ENDPOINTS_FILE, localstack_info
 from bootstrap.resources import INLINE_POLICY
 
 _ABSENT_CODES = {
@@ -110,6 +110,7 @@ def teardown_all(
     topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
 ) -> None:
     p = progress or Progress()
+    localstack_info(localstack_url)
     p.say(f"teardown: LocalStack {localstack_url.rstrip('/')}")
     for topo in topologies:
         teardown_topology(Clients(localstack_url.rstrip("/"), topo.account), topo, p)
