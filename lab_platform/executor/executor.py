@@ -12,6 +12,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import signal
 import socket
 import threading
@@ -87,6 +88,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self._init_ms: float | None = None
         self._pending_logs = ""  # init logs, written before the first START as on AWS
         self._all_logs: list[str] = []
+        self._tmp: Path | None = None
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ lifecycle
@@ -101,6 +103,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 "HOME": os.environ.get("HOME", "/tmp"),
             }
         )
+        # Its own temporary folder, as each environment on AWS has its own /tmp; removed at stop.
+        self._tmp = Path(config.dirs.tmp) / "lab-environments" / self.id
+        self._tmp.mkdir(parents=True, exist_ok=True)
+        env["TMPDIR"] = str(self._tmp)
         self._env_vars = env
         self._spawn()
 
@@ -143,6 +149,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
     def stop(self) -> None:
         with self._lock:
             self._kill()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
     # ------------------------------------------------------------------ invoke
     def invoke(self, payload: dict[str, str]) -> InvocationResult:

@@ -212,6 +212,9 @@ def run_environment(sock: socket.socket, env: dict, code_dir: str) -> None:
     os.environ.clear()
     os.environ.update(env)
     os.chdir(code_dir)
+    import tempfile
+
+    tempfile.tempdir = None  # re-read TMPDIR: the zygote may have cached its own
     sys.stdout = _FrameLog(channel)
     sys.stderr = _FrameLog(channel)
     _configure_root_logging()
