@@ -191,11 +191,11 @@ def bench_concurrent(instance, lam, count: int, seconds: float, label: str) -> s
     return pids
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-envs", type=int, default=800)
     parser.add_argument("--quick", action="store_true", help="smaller samples")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"machine: {os.cpu_count()} cores; LocalStack 4.14.0 host process, process executor")
     instance = ls.start_host({"LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(max(1000, args.max_envs + 100))})
     try:
