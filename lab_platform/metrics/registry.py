@@ -8,7 +8,10 @@ Live gauges (concurrency, SQS depths) are read at scrape time by collectors regi
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics
+
+# `*_created` series are not part of the contract (CloudWatch has no such thing).
+disable_created_metrics()
 
 REGISTRY = CollectorRegistry(auto_describe=True)
 

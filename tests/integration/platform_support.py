@@ -10,6 +10,7 @@ import time
 import uuid
 import zipfile
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -25,6 +26,9 @@ TRUST_POLICY = json.dumps(
         ],
     }
 )
+
+# One LocalStack for the async tests: account limit 100, async retries after 1 s (not 60 s).
+ASYNC_SETTINGS = {"LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": "100", "LAMBDA_RETRY_BASE_DELAY": "1"}
 
 _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$")
 _LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
@@ -109,13 +113,13 @@ def handler(event, context):
     payload = json.loads(records[0]["body"]) if records else event
     started = time.time()
     time.sleep(float(payload.get("sleep", 0)))
-    print(json.dumps({"span": [started, time.time()], "n": len(records or [event])}))
+    print(json.dumps({"span": [started, time.time()], "tag": payload.get("tag", "")}))
     return {"ok": True}
 """
 
 
-def spans(instance, account: str, function: str) -> list[tuple[float, float]]:
-    """(start, end) of every invocation of a SPAN_HANDLER function, from its log group."""
+def spans(instance, account: str, function: str, tag: str = "") -> list[tuple[float, float]]:
+    """(start, end) of the invocations of a SPAN_HANDLER function with `tag`, from its logs."""
     logs = instance.client("logs", account=account)
     found = []
     kwargs = {"logGroupName": f"/aws/lambda/{function}", "filterPattern": "span"}
@@ -125,14 +129,39 @@ def spans(instance, account: str, function: str) -> list[tuple[float, float]]:
             for event in page["events"]:
                 message = event["message"].strip()
                 if message.startswith("{") and '"span"' in message:
-                    start, end = json.loads(message)["span"]
-                    found.append((start, end))
+                    record = json.loads(message)
+                    if record.get("tag", "") == tag:
+                        found.append(tuple(record["span"]))
             if not page.get("nextToken"):
                 break
             kwargs["nextToken"] = page["nextToken"]
     except logs.exceptions.ResourceNotFoundException:
         return []
     return found
+
+
+def warm_up(instance, account: str, function: str, environments: int) -> None:
+    """Start `environments` execution environments (concurrent sync invokes, tagged "warm"), so a
+    test's timing measures the platform's scaling and not this busy machine's cold starts."""
+    import boto3
+    from botocore.config import Config
+
+    lam = boto3.client(
+        "lambda",
+        endpoint_url=instance.url,
+        region_name="us-east-1",
+        aws_access_key_id=account,
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 0}, read_timeout=120,
+                      max_pool_connections=environments),
+    )
+    payload = json.dumps({"sleep": 1.5, "tag": "warm"})
+    with ThreadPoolExecutor(max_workers=environments) as pool:
+        results = list(pool.map(
+            lambda _: lam.invoke(FunctionName=function, Payload=payload), range(environments)
+        ))
+    failed = [r for r in results if r.get("FunctionError") or r["StatusCode"] != 200]
+    assert not failed, f"warm-up invokes failed: {failed[:2]}"
 
 
 def peak_overlap(intervals: list[tuple[float, float]]) -> int:
