@@ -17,7 +17,7 @@ from botocore.config import Config
 from report.endpoints import Endpoints, Topology
 
 
-def client(endpoints: Endpoints, topology: Topology, service: str) -> Any:
+def client(endpoints: Endpoints, topology: Topology, service: str, read_timeout: float = 60, attempts: int = 2) -> Any:
     """A boto3 client in the topology's emulated account (LocalStack maps the access key to it)."""
     return boto3.client(
         service,
@@ -25,7 +25,7 @@ def client(endpoints: Endpoints, topology: Topology, service: str) -> Any:
         region_name=topology.region,
         aws_access_key_id=topology.account,
         aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 2}, read_timeout=60, connect_timeout=5),
+        config=Config(retries={"max_attempts": attempts}, read_timeout=read_timeout, connect_timeout=5),
     )
 
 

@@ -166,6 +166,11 @@ def build(
     plots, plot_warnings = plot_all(endpoints, window, out_dir, end)
     warnings += plot_warnings
 
+    load_sent = load_totals(window.folder)
+    for name, (sent, failed) in load_sent.items():
+        if failed:
+            warnings.append(f"{name}: {failed} of {sent} notify requests got no 2xx answer from the load's view "
+                            "(orders the notify-handler still logged as accepted are in the ledger)")
     data = ReportData(
         window=window,
         results=results,
@@ -182,6 +187,22 @@ def build(
     (out_dir / "report.json").write_text(json.dumps(summary(data), indent=2) + "\n")
     say(f"wrote {path}")
     return path, data
+
+
+def load_totals(folder: Path) -> dict[str, tuple[int, int]]:
+    """(sent, failed) per topology from the load's phases.json, when the run folder has one."""
+    path = folder / "phases.json"
+    if not path.exists():
+        return {}
+    try:
+        rows = json.loads(path.read_text()).get("phases", [])
+    except (json.JSONDecodeError, AttributeError):
+        return {}
+    out: dict[str, tuple[int, int]] = {}
+    for row in rows:
+        sent, failed = out.get(row.get("topology", "?"), (0, 0))
+        out[row.get("topology", "?")] = (sent + int(row.get("sent", 0)), failed + int(row.get("failed", 0)))
+    return out
 
 
 def summary(data: ReportData) -> dict[str, Any]:
