@@ -193,4 +193,9 @@ def test_bad_config_is_refused_by_the_cli_and_ignored_by_the_function(localstack
     assert chaos.main(["status", "--topology", "no-flow-control",
                        "--endpoint-url", localstack.url]) == 0
     assert "REJECTED" in capsys.readouterr().out
-    chaos_off(localstack, probe)
+    # `off` with no function clears every fault document of the topology
+    assert chaos.main(["off", "--topology", "no-flow-control", "--endpoint-url", localstack.url]) == 0
+    assert f"{probe}: faults off" in capsys.readouterr().out
+    assert chaos.main(["status", "--topology", "no-flow-control",
+                       "--endpoint-url", localstack.url]) == 0
+    assert "no faults configured" in capsys.readouterr().out
