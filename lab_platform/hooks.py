@@ -80,3 +80,10 @@ def lab_emf() -> None:
     from lab_platform.emf import patch
 
     _apply("LAB_PATCH_EMF", patch.patches)
+
+
+@hooks.on_infra_start()
+def lab_keepalive_sweeper() -> None:
+    from lab_platform import keepalive
+
+    _apply("LAB_PATCH_KEEPALIVE_SWEEPER", keepalive.patches)

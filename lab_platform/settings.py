@@ -19,6 +19,7 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_EVENTS_LAMBDA_TARGET": "EventBridge -> Lambda target queued in process (no HTTP call)",
     "LAB_PATCH_EMF": "Embedded Metric Format extraction from logs",
     "LAB_PATCH_METRICS": "platform metrics at /_lab/metrics",
+    "LAB_PATCH_KEEPALIVE_SWEEPER": "idle environments expired by one sweeper, no timer thread per invoke",
 }
 
 

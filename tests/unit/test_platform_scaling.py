@@ -73,3 +73,26 @@ def test_settings_toggles_and_errors():
         settings.enabled("LAB_PATCH_NOPE", {})
     with pytest.raises(settings.SettingError, match="is not a number"):
         settings.number("LAB_ASYNC_HEADROOM", 1, {"LAB_ASYNC_HEADROOM": "many"})
+
+
+def test_keepalive_sweeper_fires_due_deadlines_once_and_skips_cancelled():
+    from lab_platform.keepalive import Sweeper
+
+    clock = Clock()
+    sweeper = Sweeper(clock=clock, background=False)
+    fired: list[str] = []
+    a, b = object(), object()
+    sweeper.schedule(a, 10, lambda: fired.append("a"))
+    sweeper.schedule(b, 10, lambda: fired.append("b")).cancel()
+    clock.now = 5
+    assert sweeper.due() == []
+    clock.now = 10
+    for deadline in sweeper.due():
+        deadline.callback()
+    assert fired == ["a"]
+    assert sweeper.due() == []
+    # a new deadline for the same owner replaces the old one (release after reserve)
+    sweeper.schedule(a, 1, lambda: fired.append("old"))
+    sweeper.schedule(a, 5, lambda: fired.append("new"))
+    clock.now = 20
+    assert [d.callback() for d in sweeper.due()] == [None] and fired == ["a", "new"]
