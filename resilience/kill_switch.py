@@ -5,10 +5,13 @@ reserved concurrency in a tag (`lab:kill-switch-previous`, the value or `unreser
 it to 0; `off` restores exactly that and removes the tag. The tag is written before the change, so
 an interrupted `on` can still be undone, and a second `on` never overwrites the stored value with 0.
 
-What happens to work meanwhile is the topology's business: flow-control's SQS queue holds the
-orders (the event source mapping's invokes are throttled and messages stay on the queue), so none
-is lost across an on/off cycle; no-flow-control's asynchronous invokes are retried and then
-dropped (up to 2 retries and 6 hours), which is the article's point.
+While the switch is on, the function's enabled SQS event source mappings are paused too (their
+ids in tag `lab:kill-switch-mappings`) and resumed by `off`. Reserved concurrency 0 alone would
+keep the mapping receiving and being throttled: every receive counts towards the queue's
+maxReceiveCount (5 x 150 s in flow-control), so a switch left on for ~12 minutes would move
+orders to the DLQ. Paused, the orders simply wait on the queue: none is lost across an on/off
+cycle, however long. No-flow-control has no queue: its asynchronous invokes are throttled, retried
+(2 retries) and then sent to the on-failure destination, which is the article's point.
 """
 
 from __future__ import annotations
@@ -19,7 +22,18 @@ from typing import Any
 from resilience.lab import Lab, LabError, fail, load_lab
 
 TAG = "lab:kill-switch-previous"
+MAPPINGS_TAG = "lab:kill-switch-mappings"
 UNRESERVED = "unreserved"
+
+
+def _sqs_mappings(lam: Any, function: str, states: tuple[str, ...]) -> list[str]:
+    pages = lam.get_paginator("list_event_source_mappings").paginate(FunctionName=function)
+    return [
+        m["UUID"]
+        for page in pages
+        for m in page.get("EventSourceMappings", [])
+        if ":sqs:" in m.get("EventSourceArn", "") and m.get("State") in states
+    ]
 
 
 def _arn_and_tags(lam: Any, function: str) -> tuple[str, dict[str, str]]:
@@ -41,9 +55,14 @@ def switch_on(lam: Any, function: str) -> str:
         return f"{function}: kill switch already on (will restore {tags[TAG]})"
     previous = reserved(lam, function)
     stored = UNRESERVED if previous is None else str(previous)
-    lam.tag_resource(Resource=arn, Tags={TAG: stored})
+    mappings = _sqs_mappings(lam, function, ("Enabled", "Enabling", "Updating"))
+    # recorded before anything changes, so an interrupted `on` can still be undone by `off`
+    lam.tag_resource(Resource=arn, Tags={TAG: stored, MAPPINGS_TAG: " ".join(mappings)})
     lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=0)
-    return f"{function}: kill switch ON (reserved concurrency 0; was {stored})"
+    for uuid in mappings:
+        lam.update_event_source_mapping(UUID=uuid, Enabled=False)
+    paused = f"; {len(mappings)} SQS mapping(s) paused" if mappings else ""
+    return f"{function}: kill switch ON (reserved concurrency 0; was {stored}{paused})"
 
 
 def switch_off(lam: Any, function: str) -> str:
@@ -57,8 +76,15 @@ def switch_off(lam: Any, function: str) -> str:
         if not stored.isdigit():
             raise LabError(f"{function}: tag {TAG}={stored!r} is not a number; fix it by hand")
         lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=int(stored))
-    lam.untag_resource(Resource=arn, TagKeys=[TAG])
-    return f"{function}: kill switch OFF (reserved concurrency restored to {stored})"
+    mappings = tags.get(MAPPINGS_TAG, "").split()
+    for uuid in mappings:
+        try:
+            lam.update_event_source_mapping(UUID=uuid, Enabled=True)
+        except lam.exceptions.ResourceNotFoundException:
+            pass  # deleted meanwhile (e.g. a re-provisioning): nothing to resume
+    lam.untag_resource(Resource=arn, TagKeys=[TAG, MAPPINGS_TAG])
+    resumed = f"; {len(mappings)} SQS mapping(s) resumed" if mappings else ""
+    return f"{function}: kill switch OFF (reserved concurrency restored to {stored}{resumed})"
 
 
 def run(lab: Lab, state: str, function: str, topology: str) -> list[str]:

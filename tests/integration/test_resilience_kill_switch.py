@@ -46,7 +46,7 @@ def test_kill_switch_cycle_loses_no_order_and_restores_the_previous_value(locals
                   Environment={"Variables": {"OUT": out}})
     lam.put_function_concurrency(FunctionName=name, ReservedConcurrentExecutions=7)
     arn = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-    lam.create_event_source_mapping(FunctionName=name, EventSourceArn=arn, BatchSize=1)
+    mapping = lam.create_event_source_mapping(FunctionName=name, EventSourceArn=arn, BatchSize=1)["UUID"]
     cli = ["--topology", "flow-control", "--endpoint-url", localstack.url]
 
     # the mapping works before the switch
@@ -56,25 +56,27 @@ def test_kill_switch_cycle_loses_no_order_and_restores_the_previous_value(locals
     assert kill_switch.main(["on", name, *cli]) == 0
     assert kill_switch.main(["on", name, *cli]) == 0  # idempotent: must not store 0 as "previous"
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 0
+    assert lam.get_event_source_mapping(UUID=mapping)["State"] in ("Disabled", "Disabling")
     orders = {f"order-{i}" for i in range(10)}
     for order_id in sorted(orders):
         sqs.send_message(QueueUrl=inbox, MessageBody=order_id)
     assert drain(sqs, out, orders, 8) == set()  # killed: nothing is processed ...
     attrs = sqs.get_queue_attributes(QueueUrl=inbox, AttributeNames=["All"])["Attributes"]
-    waiting = int(attrs["ApproximateNumberOfMessages"]) + int(
-        attrs["ApproximateNumberOfMessagesNotVisible"])
-    assert waiting == len(orders)  # ... and nothing is lost: every order waits on the queue
+    # ... and nothing is lost or even received (no receive counts towards a DLQ): all wait
+    assert int(attrs["ApproximateNumberOfMessages"]) == len(orders)
+    assert int(attrs["ApproximateNumberOfMessagesNotVisible"]) == 0
 
     assert kill_switch.main(["off", name, *cli]) == 0
     assert lam.get_function_concurrency(FunctionName=name)["ReservedConcurrentExecutions"] == 7
     tags = lam.list_tags(Resource=lam.get_function(FunctionName=name)["Configuration"]["FunctionArn"])
     assert kill_switch.TAG not in tags.get("Tags", {})
+    assert lam.get_event_source_mapping(UUID=mapping)["State"] in ("Enabled", "Enabling")
     assert drain(sqs, out, orders, 90) == orders
 
     output = capsys.readouterr().out
-    assert "kill switch ON (reserved concurrency 0; was 7)" in output
+    assert "kill switch ON (reserved concurrency 0; was 7; 1 SQS mapping(s) paused)" in output
     assert "kill switch already on (will restore 7)" in output
-    assert "restored to 7" in output
+    assert "restored to 7; 1 SQS mapping(s) resumed" in output
 
 
 def test_kill_switch_restores_an_unreserved_function_and_refuses_unknown_functions(localstack, capsys):
