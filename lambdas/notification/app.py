@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import boto3
+from botocore.exceptions import BotoCoreError, ClientError
 from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -115,17 +116,22 @@ def handler(event: APIGatewayProxyEvent, context: LambdaContext) -> dict[str, An
     order["meta_data"] = {"correlation_id": correlation_id, "accepted_at": accepted_at}
     logger.append_keys(order_id=order["order_id"])
 
-    response = events.put_events(
-        Entries=[
-            {
-                "Source": context.function_name,
-                "DetailType": DETAIL_TYPE,
-                "Detail": json.dumps(order),
-                "Resources": [context.invoked_function_arn],
-                "EventBusName": os.environ["EVENTBUS_NAME"],
-            }
-        ]
-    )
+    try:
+        response = events.put_events(
+            Entries=[
+                {
+                    "Source": context.function_name,
+                    "DetailType": DETAIL_TYPE,
+                    "Detail": json.dumps(order),
+                    "Resources": [context.invoked_function_arn],
+                    "EventBusName": os.environ["EVENTBUS_NAME"],
+                }
+            ]
+        )
+    except (BotoCoreError, ClientError) as error:
+        # the story must end in FAILED, not in a bare traceback; then fail loudly (5xx)
+        logger.error({"status": "FAILED", "message": f"event bus unreachable: {error}"})
+        raise
     if response.get("FailedEntryCount", 0) > 0:
         failed = [e for e in response.get("Entries", []) if "ErrorCode" in e]
         logger.error({"status": "FAILED", "message": "event bus rejected the order", "entries": failed})

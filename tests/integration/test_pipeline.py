@@ -22,6 +22,7 @@ from bootstrap.provision import provision_all
 from bootstrap.resources import FunctionSpec, ensure_function, ensure_parameter, ensure_role, ensure_secret
 from bootstrap.aws import Clients
 from labctl.settings import Settings
+from tests.support.localstack import free_port
 from tests.integration.test_pipeline_support import log_lines, recording_progress, statuses, story, wait_for
 
 pytestmark = pytest.mark.integration
@@ -255,3 +256,31 @@ def test_courier_failures_make_delivery_retry_5_times_with_waits_of_3_to_8_secon
     assert statuses([line for line in lines if isinstance(line.get("message"), dict) and "status" in line["message"]]) == [
         "START", "FAILED"]
     print(f"5 attempts in {elapsed:.1f} s; waits {waits}; measured gaps {[round(g, 2) for g in gaps]}")
+
+
+def test_an_order_the_bus_does_not_take_fails_loudly(localstack):
+    """NotificationFunction that cannot hand the order to EventBridge: a function error, not a 200.
+
+    LocalStack 4.14 accepts PutEvents for a bus that does not exist (AWS reports the entry as
+    failed), so the bus is made unreachable instead, with boto3's per-service endpoint variable.
+    The FailedEntryCount path itself is covered by the unit tests.
+    """
+    c = Clients(localstack.url, RETRY_ACCOUNT)
+    p = Progress(out=io.StringIO())
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "events:PutEvents", "Resource": "*"}]}
+    role = ensure_role(c, p, "loud", "sls-observe-NotificationFunction-role", policy)
+    unreachable = {"EVENTBUS_NAME": t.EVENT_BUS, "AWS_ENDPOINT_URL_EVENTBRIDGE": f"http://127.0.0.1:{free_port()}",
+                   "AWS_MAX_ATTEMPTS": "1"}
+    ensure_function(c, p, "loud", FunctionSpec(t.NOTIFICATION, role, unreachable), build(t.NOTIFICATION, p))
+    event = {"resource": "/notify", "path": "/notify", "httpMethod": "POST", "headers": {},
+             "body": json.dumps({"order_id": "o-loud"}), "isBase64Encoded": False,
+             "requestContext": {"requestId": "corr-loud", "stage": "Prod", "resourcePath": "/notify"}}
+    response = localstack.client("lambda", account=RETRY_ACCOUNT).invoke(
+        FunctionName=t.NOTIFICATION, Payload=json.dumps(event))
+    payload = json.loads(response["Payload"].read())
+    assert response.get("FunctionError") == "Unhandled", payload
+    assert payload.get("statusCode") is None  # no 200 (nor any answer) for an order that went nowhere
+    logs = localstack.client("logs", account=RETRY_ACCOUNT)
+    lines = wait_for("notification story", lambda: (s := story(logs, t.log_group(t.NOTIFICATION), "corr-loud"))
+                     and len(s) >= 2 and s, timeout=15)
+    assert statuses(lines) == ["START", "FAILED"]

@@ -239,3 +239,17 @@ def test_keys_of_one_order_do_not_leak_into_the_next_invocation(app, bus_tap, ou
     app.handler(api_event("nope", request_id="r2"), context())
     lines = output()
     assert lines and all(l.get("order_id") is None for l in lines)
+
+
+def test_event_bus_errors_end_the_story_in_failed_and_raise(app, monkeypatch, output):
+    from botocore.exceptions import ClientError
+
+    def unreachable(**_):
+        raise ClientError({"Error": {"Code": "ResourceNotFoundException", "Message": "no bus"}}, "PutEvents")
+
+    monkeypatch.setattr(app.events, "put_events", unreachable)
+    with pytest.raises(ClientError):
+        app.handler(api_event('{"order_id": "o-1"}', request_id="req-y"), context())
+    lines = output()
+    failed = [l for l in lines if isinstance(l.get("message"), dict) and l["message"].get("status") == "FAILED"]
+    assert failed and failed[0]["correlation_id"] == "req-y" and "no bus" in failed[0]["message"]["message"]
