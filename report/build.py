@@ -48,13 +48,14 @@ def versions(endpoints: Endpoints) -> dict[str, str]:
     out: dict[str, str] = {}
     try:
         health = requests.get(f"{endpoints.localstack_url}/_localstack/health", timeout=5).json()
-        out["LocalStack (running)"] = f"{health.get('version', '?')} {health.get('edition', '')}".strip()
+        edition = health.get("edition")
+        out["LocalStack (running)"] = f"{health.get('version', '?')} {edition if edition not in (None, 'unknown') else ''}".strip()
     except (requests.RequestException, ValueError):
         out["LocalStack (running)"] = "unreachable"
     out["Python"] = platform.python_version()
     for name in PACKAGES:
         try:
-            out[name] = metadata.version(name)
+            out[f"{name} version"] = metadata.version(name)
         except metadata.PackageNotFoundError:
             pass
     try:
@@ -75,7 +76,7 @@ def configuration(endpoints: Endpoints, window: RunWindow, prev: Preview | None,
             f"{p.name}: {p.seconds:g} s at {p.start_rate:g}" + (f"->{p.end_rate:g}" if p.end_rate != p.start_rate else "") + "/s"
             for p in i.phases
         )
-        cfg["tenacity"] = (f"stop_after_attempt({i.retry.attempts}), wait_fixed({i.retry.wait_fixed:g}) + "
+        cfg["tenacity policy"] = (f"stop_after_attempt({i.retry.attempts}), wait_fixed({i.retry.wait_fixed:g}) + "
                            f"wait_random({i.retry.wait_random_min:g}, {i.retry.wait_random_max:g})")
         cfg["courier HTTP read timeout"] = f"{i.http_timeout:g} s" if i.http_timeout else "none"
         cfg["courier behaviour"] = (f"{i.courier_failure_rate:.1%} fail, successes {i.courier_latency_min:.1f}-"
@@ -174,6 +175,7 @@ def build(
     data = ReportData(
         window=window,
         results=results,
+        offered={name: sent for name, (sent, _failed) in load_sent.items()},
         figures=figures,
         preview=prev,
         plots=plots,

@@ -215,7 +215,8 @@ def preview(inputs: CapacityInputs) -> Preview:
     peak = max(timeline)
     seconds = float(len(timeline))
     retry = inputs.retry
-    call_max = inputs.courier_latency_max
+    # sampled latencies come out as 1.9999 s: state them to 0.1 s
+    call_max = round(inputs.courier_latency_max, 1)
     if inputs.http_timeout is not None:
         call_max = min(call_max, inputs.http_timeout)
 
@@ -244,7 +245,7 @@ def preview(inputs: CapacityInputs) -> Preview:
             f"{1 / (1 - inputs.courier_failure_rate) if inputs.courier_failure_rate < 1 else float('inf'):.2f} "
             f"calls at a {inputs.courier_failure_rate:.0%} failure rate, so "
             f"{peak / max(1 - inputs.courier_failure_rate, 1e-9):.1f} req/s offered; at most "
-            f"{inputs.courier_rate * (1 - inputs.courier_failure_rate):g} orders/s can succeed "
+            f"{inputs.courier_rate * (1 - inputs.courier_failure_rate):.1f} orders/s can succeed "
             f"({min(1.0, inputs.courier_rate * (1 - inputs.courier_failure_rate) / peak):.0%} of the peak)",
         )
     )

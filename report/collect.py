@@ -174,6 +174,11 @@ def collect(
         for cid in completed
         if cid in first_start and ("delivery", "COMPLETED", cid) in idx.first
     ]
+    for status, ids_ in (("START", started), ("COMPLETED", accepted)):
+        lines_n = idx_notify.counts.get(("notification", status), 0)
+        if lines_n > len(ids_):
+            notes.append(f"{lines_n} notify-handler {status} lines for {len(ids_)} orders: "
+                         "some requests were handled more than once (same API Gateway request id)")
     if not started:
         notes.append("no notify-handler START lines in the window: no load reached this topology")
     return TopologyResult(

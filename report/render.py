@@ -23,6 +23,7 @@ class ReportData:
     config: dict[str, str] = field(default_factory=dict)
     criteria: list[Criterion] | None = None
     warnings: list[str] = field(default_factory=list)
+    offered: dict[str, int] = field(default_factory=dict)  # requests the load sent, per topology
 
 
 def _utc(t: float) -> str:
@@ -71,9 +72,17 @@ def render(data: ReportData) -> str:
            "START lines of `notify-handler` vs COMPLETED lines of `delivery-handler` in CloudWatch Logs, "
            "matched by correlation_id.", ""]
     md += _table(
-        ["topology", "notify START", "delivery COMPLETED (matched)", "actual success"],
-        [[n, str(len(r.started)), str(len(r.completed & r.started)), _pct(r.actual_success)] for n, r in data.results.items()],
+        ["topology", "notify START", "delivery COMPLETED (matched)", "actual success", "sent by the load", "delivered / sent"],
+        [
+            [n, str(len(r.started)), str(len(r.completed & r.started)), _pct(r.actual_success),
+             str(data.offered[n]) if n in data.offered else "n/a",
+             _pct(len(r.ledger.buckets["delivered"]) / data.offered[n]) if data.offered.get(n) else "n/a"]
+            for n, r in data.results.items()
+        ],
     )
+    if any(data.offered.get(n, 0) > len(r.started) for n, r in data.results.items()):
+        md += ["Requests the load sent that never reached a notify-handler START (no answer in time) are outside "
+               "the article's measure; the last column counts them.", ""]
 
     md += ["## Order ledger", "",
            "accepted (notify-handler COMPLETED) = delivered (courier record or delivery COMPLETED) + dead-lettered "

@@ -84,7 +84,7 @@ def test_offered_peak_vs_courier_limit():
     assert "vs usage plan 10 req/s" in peak.detail
     # 15 / 0.8 = 18.75 requests/s offered; 10 x 0.8 = 8 orders/s can succeed = 53% of 15
     assert "18.8 req/s offered" in peak.detail
-    assert "at most 8 orders/s" in peak.detail
+    assert "at most 8.0 orders/s" in peak.detail
     lower = preview(inputs(phases=(Phase("flat", 60, 5, 5),)))
     assert finding(lower, "offered peak").holds
 

@@ -56,10 +56,13 @@ def test_render_tables_from_given_results(tmp_path: Path):
         source="test",
     )
     data = ReportData(window=window(tmp_path), results={"no-flow-control": nfc, "flow-control": fc}, figures=figures,
-                      plots=[("Concurrency", "plots/concurrency.png")], config={"profile": "smoke"})
+                      plots=[("Concurrency", "plots/concurrency.png")], config={"profile": "smoke"},
+                      offered={"no-flow-control": 200})
     data.criteria = check(data.results, figures, 400, 10)
     text = render(data)
-    assert "| no-flow-control | 100 | 20 | 20.0% |" in text  # the article's success rate
+    # the article's success rate, then what the load sent: 20 delivered of 200 sent
+    assert "| no-flow-control | 100 | 20 | 20.0% | 200 | 10.0% |" in text
+    assert "| flow-control | 100 | 99 | 99.0% | n/a | n/a |" in text
     assert "| no-flow-control | 100 | 20 (20.0%) | 30 (30.0%) | 40 (40.0%) | 10 (10.0%) | yes | yes |" in text
     assert "| no-flow-control | 20 | 4 | 4 | 2 |" in text  # duplicates
     assert "| flow-control | 99 | 50.00 | 95.00 | 99.00 | 99.00 |" in text  # latency
