@@ -136,8 +136,7 @@ def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float)
             if not s.points:
                 continue
             topology = s.labels.get("topology", "")
-            xs = [(t - start) / 60 for t, _ in s.points]
-            ys = [v for _, v in s.points]
+            xs, ys = with_gaps(s.points, start)
             label = line.label.format_map(_Default(s.labels))
             ax.plot(xs, ys, line.style, color=COLOURS.get(topology), label=label, linewidth=1.6)
     ax.set_title(panel.title)
@@ -147,6 +146,24 @@ def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float)
         ax.set_ylim(*panel.ylim)
     ax.grid(True, alpha=0.3)
     ax.legend(fontsize=7, loc="best")
+
+
+def with_gaps(points: list[tuple[float, float]], start: float) -> tuple[list[float], list[float]]:
+    """Minutes and values, with a break wherever scrapes are missing (an overloaded emulator
+    answers no scrape): a straight line across the hole would invent values."""
+    xs: list[float] = []
+    ys: list[float] = []
+    steps = sorted(b[0] - a[0] for a, b in zip(points, points[1:]))
+    usual = steps[len(steps) // 2] if steps else 0.0
+    previous = None
+    for t, v in points:
+        if previous is not None and usual and t - previous > 3 * usual:
+            xs.append(float("nan"))
+            ys.append(float("nan"))
+        xs.append((t - start) / 60)
+        ys.append(v)
+        previous = t
+    return xs, ys
 
 
 def _has_points(data: list[tuple[Line, list[Series]]]) -> bool:

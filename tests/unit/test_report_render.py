@@ -199,3 +199,15 @@ def test_headline_plot_puts_panels_side_by_side(tmp_path: Path):
     assert plot_headline([(a, [(a.lines[0], series)]), (b, [(b.lines[0], [])])], 0.0, path)
     assert path.read_bytes()[:4] == b"\x89PNG"
     assert not plot_headline([(b, [(b.lines[0], [])])], 0.0, tmp_path / "none.png")
+
+
+def test_missing_scrapes_break_the_line():
+    import math
+
+    from report.panels import with_gaps
+
+    points = [(0.0, 1.0), (5.0, 2.0), (10.0, 3.0), (100.0, 4.0), (105.0, 5.0)]
+    xs, ys = with_gaps(points, 0.0)
+    assert len(xs) == 6 and math.isnan(xs[3]) and math.isnan(ys[3])
+    assert xs[4] == 100 / 60 and ys[4] == 4.0
+    assert with_gaps(points[:3], 0.0)[1] == [1.0, 2.0, 3.0]
