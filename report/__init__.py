@@ -1,1 +1,15 @@
-"""The experiment of issue #7: report, order story, capacity preview, and the reproduction verdict."""
+"""The experiment of issue #7: report, order story, capacity preview, and the reproduction verdict.
+
+- `python -m report build [--run DIR | --start T [--end T]]` (make report): `reports/<run>/report.md`
+  with plots (Prometheus), the article's actual success rate and the order ledger (CloudWatch
+  Logs, the courier's DynamoDB table, the queues), duplicates, latency, prediction vs measurement,
+  configuration; `report.json` beside it with the headline numbers.
+- `python -m report story <correlation_id>` (make story ID=...): one order's log lines, in order.
+- `python -m report preview [--profile P]`: where the deployed configuration cannot hold.
+- `python -m report experiment` (make experiment): smoke load on both topologies, drain, report;
+  exit 0 only when the article is reproduced.
+
+Modules: `capacity` (pure model) and `config_sources` (its inputs); `logs`, `aws_state`,
+`collect`, `ledger` (the measurement); `prom`, `panels`, `figures` (metrics and plots);
+`render`, `build`, `verdict`, `experiment`, `runs`, `endpoints`.
+"""
