@@ -19,7 +19,15 @@ from bootstrap import topology as t
 from bootstrap.packaging import build
 from bootstrap.progress import Progress
 from bootstrap.provision import provision_all
-from bootstrap.resources import FunctionSpec, ensure_function, ensure_parameter, ensure_role, ensure_secret
+from bootstrap.resources import (
+    FunctionSpec,
+    ensure_async_config,
+    ensure_function,
+    ensure_parameter,
+    ensure_queue,
+    ensure_role,
+    ensure_secret,
+)
 from bootstrap.aws import Clients
 from labctl.settings import Settings
 from tests.support.localstack import free_port
@@ -284,3 +292,67 @@ def test_an_order_the_bus_does_not_take_fails_loudly(localstack):
     lines = wait_for("notification story", lambda: (s := story(logs, t.log_group(t.NOTIFICATION), "corr-loud"))
                      and len(s) >= 2 and s, timeout=15)
     assert statuses(lines) == ["START", "FAILED"]
+
+
+def test_each_topology_is_configured_as_the_seed(localstack, lab):
+    """What bootstrap configured, read back through the AWS APIs."""
+    nfc, fc = lab["topologies"]["no-flow-control"], lab["topologies"]["flow-control"]
+    assert (nfc["account"], fc["account"]) == ("111111111111", "222222222222")
+    for topo in (nfc, fc):
+        lam = client(localstack, topo, "lambda")
+        for fn in topo["functions"].values():
+            config = lam.get_function_configuration(FunctionName=fn)
+            assert (config["Runtime"], config["Timeout"], config["MemorySize"]) == ("python3.13", 29, 1024), fn
+        plan = client(localstack, topo, "apigateway").get_usage_plans()["items"][0]
+        assert plan["throttle"] == {"burstLimit": 10, "rateLimit": 10.0}
+        ssm = client(localstack, topo, "ssm").get_parameter(Name=topo["endpoint_parameter"])["Parameter"]["Value"]
+        assert ssm.endswith(topo["courier_url"].split("/restapis/", 1)[1])
+
+    on_failure_arn = client(localstack, nfc, "sqs").get_queue_attributes(
+        QueueUrl=nfc["queues"]["on_failure"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    async_config = client(localstack, nfc, "lambda").get_function_event_invoke_config(FunctionName=t.DELIVERY)
+    assert async_config["MaximumRetryAttempts"] == 2
+    assert async_config["DestinationConfig"]["OnFailure"]["Destination"] == on_failure_arn
+    rule_targets = client(localstack, nfc, "events").list_targets_by_rule(Rule=t.RULE, EventBusName=nfc["event_bus"])
+    assert [x["Arn"].rsplit(":", 1)[-1] for x in rule_targets["Targets"]] == [t.DELIVERY]
+
+    sqs = client(localstack, fc, "sqs")
+    queue = sqs.get_queue_attributes(QueueUrl=fc["queues"]["delivery"], AttributeNames=["All"])["Attributes"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=fc["queues"]["dlq"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert queue["VisibilityTimeout"] == "150"
+    assert json.loads(queue["RedrivePolicy"]) == {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": 5}
+    assert json.loads(queue["Policy"])["Statement"][0]["Principal"] == {"Service": "events.amazonaws.com"}
+    [mapping] = client(localstack, fc, "lambda").list_event_source_mappings(FunctionName=t.DELIVERY)["EventSourceMappings"]
+    assert mapping["EventSourceArn"] == queue["QueueArn"]
+    assert (mapping["BatchSize"], mapping["ScalingConfig"], mapping["FunctionResponseTypes"]) == (
+        1, {"MaximumConcurrency": 10}, ["ReportBatchItemFailures"])
+    rule_targets = client(localstack, fc, "events").list_targets_by_rule(Rule=t.RULE, EventBusName=fc["event_bus"])
+    assert [x["Arn"] for x in rule_targets["Targets"]] == [queue["QueueArn"]]
+
+
+def test_a_dropped_asynchronous_event_is_counted_on_the_failure_queue(localstack_with):
+    """no-flow-control's async config: 3 invocations (2 retries), then the on-failure queue.
+
+    A LocalStack with 1 s retry delays (LocalStack's default base is 60 s); the DeliveryFunction,
+    its on-failure queue and its async config are made by bootstrap's own steps.
+    """
+    fast = localstack_with(LAMBDA_RETRY_BASE_DELAY="1")
+    c = Clients(fast.url, t.NO_FLOW_CONTROL.account)
+    p = Progress(out=io.StringIO())
+    policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}
+    role = ensure_role(c, p, "drop", "sls-observe-DeliveryFunction-role", policy)
+    queue_url, queue_arn = ensure_queue(c, p, "drop", t.ON_FAILURE_QUEUE, {"MessageRetentionPeriod": "1209600"})
+    ensure_function(c, p, "drop", FunctionSpec(t.DELIVERY, role, {"LOG_LEVEL": "INFO"}), build(t.DELIVERY, p))
+    ensure_async_config(c, p, "drop", t.DELIVERY, t.ASYNC_MAX_RETRIES, t.ASYNC_MAX_EVENT_AGE, queue_arn)
+
+    poison = {"not": "an EventBridge event", "marker": "drop-1"}  # the handler refuses it at once
+    fast.client("lambda", account=c.account).invoke(
+        FunctionName=t.DELIVERY, InvocationType="Event", Payload=json.dumps(poison))
+    sqs = fast.client("sqs", account=c.account)
+    [message] = wait_for("the dropped event on the on-failure queue", lambda: sqs.receive_message(
+        QueueUrl=queue_url, WaitTimeSeconds=2).get("Messages"), timeout=90, interval=0.5)
+    record = json.loads(message["Body"])
+    assert record["requestPayload"] == poison
+    assert record["requestContext"]["condition"] == "RetriesExhausted"
+    assert record["requestContext"]["approximateInvokeCount"] == 3
+    assert record["responseContext"]["functionError"] == "Unhandled"
