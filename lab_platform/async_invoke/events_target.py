@@ -29,20 +29,20 @@ from localstack.utils.patch import Patch, Patches
 from localstack.utils.strings import long_uid, to_bytes
 from localstack.utils.xray.trace_header import TraceHeader
 
-from lab_platform.metrics import lambda_hooks
+from lab_platform import lambda_service
 
 LOG = logging.getLogger(__name__)
 
 
 def _send_event(fn, self: LambdaTargetSender, event, trace_header) -> None:
-    services = lambda_hooks.SERVICES
-    if self.target.get("RoleArn") or not services:
+    service = lambda_service.current()
+    if self.target.get("RoleArn") or service is None:
         return fn(self, event, trace_header)
 
     name, qualifier, account, region = function_locators_from_arn(self.target["Arn"])
     if not isinstance(trace_header, TraceHeader):
         trace_header = TraceHeader().ensure_root_exists()
-    services[-1].invoke(
+    service.invoke(
         function_name=name,
         qualifier=qualifier,
         region=region or self.target_region,
@@ -79,6 +79,7 @@ def _run_logged(method, params) -> None:
 
 
 def patches() -> Patches:
+    lambda_service.capture()
     p = Patches()
     p.function(LambdaTargetSender.send_event, _send_event)
     p.add(

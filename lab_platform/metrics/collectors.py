@@ -17,7 +17,7 @@ from localstack import config
 from localstack.services.lambda_.invocation.models import lambda_stores
 from localstack.services.sqs.models import sqs_stores
 
-from lab_platform.metrics import lambda_hooks
+from lab_platform import lambda_service
 from lab_platform.metrics.registry import REGISTRY
 
 LOG = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ class LambdaConcurrencyCollector(Collector):
                 scopes.add((account, region))
             for name in list(store.functions):
                 running[(account, region, name)] = 0
-        for service in list(lambda_hooks.SERVICES):
+        for service in lambda_service.all_services():
             counting = service.counting_service
             for trackers in (
                 counting.on_demand_concurrency_trackers,

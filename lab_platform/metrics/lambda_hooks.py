@@ -23,16 +23,13 @@ from localstack.aws.api.lambda_ import TooManyRequestsException
 from localstack.services.lambda_.invocation import event_manager, execution_environment
 from localstack.services.lambda_.invocation.internal_sqs_queue import FakeSqsClient
 from localstack.services.lambda_.invocation.lambda_models import FunctionVersion, InvocationType
-from localstack.services.lambda_.invocation.lambda_service import LambdaService
 from localstack.services.lambda_.invocation.version_manager import LambdaVersionManager
 from localstack.utils.patch import Patches
 
+from lab_platform import lambda_service
 from lab_platform.metrics import registry as m
 
 LOG = logging.getLogger(__name__)
-
-# The LambdaService instances alive in this process (one per provider; tests may restart it).
-SERVICES: list[LambdaService] = []
 
 # Set while an async Poller handles one event: any message it sends to its queue is a retry.
 _poller_context = threading.local()
@@ -41,13 +38,6 @@ _poller_context = threading.local()
 def labels(version: FunctionVersion) -> dict[str, str]:
     vid = version.id
     return {"account": vid.account, "region": vid.region, "function_name": vid.function_name}
-
-
-def _service_init(fn, self: LambdaService, *args: Any, **kwargs: Any) -> None:
-    fn(self, *args, **kwargs)
-    SERVICES.append(self)
-    # a restarted provider replaces the service; keep only live ones
-    del SERVICES[:-2]
 
 
 def _version_invoke(fn, self: LambdaVersionManager, *, invocation) -> Any:
@@ -131,8 +121,8 @@ def _destination(event_invoke_config: Any, condition: str) -> str | None:
 
 
 def patches() -> Patches:
+    lambda_service.capture()  # the collectors read its CountingService
     p = Patches()
-    p.function(LambdaService.__init__, _service_init)
     p.function(LambdaVersionManager.invoke, _version_invoke)
     p.function(execution_environment.ExecutionEnvironment.invoke, _environment_invoke)
     p.function(event_manager.LambdaEventManager.enqueue_event, _enqueue_event)

@@ -13,7 +13,9 @@ queue was empty: 30 messages of 3 s took 92 s at a concurrency of 1; MaximumConc
 Here: `SqsPoller.poll_events`, when called from an ESM worker, becomes a dispatcher that runs until
 the worker stops: it receives a batch whenever fewer than the allowed batches are in flight and
 hands it to a worker thread, which runs LocalStack's own `handle_messages` (filtering, invoke,
-partial batch failures, deletes). Pipes keep LocalStack's poller.
+partial batch failures, deletes). The batch is invoked with `LambdaService.invoke` in process (the
+call the Invoke API makes after parsing) instead of an HTTP request to LocalStack's own gateway.
+Pipes keep LocalStack's poller.
 """
 
 from __future__ import annotations
@@ -24,27 +26,26 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import botocore.config
 from botocore.exceptions import ClientError
 
+from localstack.aws.api.lambda_ import TooManyRequestsException
+from localstack.aws.api.sqs import MessageSystemAttributeName
 from localstack.services.lambda_.event_source_mapping.esm_worker import EsmWorker
-from localstack.services.lambda_.event_source_mapping.pipe_utils import get_internal_client
 from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import (
     DEFAULT_MAX_RECEIVE_COUNT,
     DEFAULT_MAX_WAIT_TIME_SECONDS,
     SqsPoller,
     split_by_message_group_id,
 )
-from localstack.aws.api.sqs import MessageSystemAttributeName
 from localstack.utils.patch import Patches
 
+from lab_platform import lambda_service
 from lab_platform.sqs_esm.concurrency import MAX_CONCURRENCY, ConcurrencyLimit
 
 LOG = logging.getLogger(__name__)
 
 IDLE_WAIT_SECONDS = 1  # long-poll wait when no batching window is set (returns on first message)
 THROTTLE_BACKOFF = (0.1, 2.0)  # first and largest pause between retries of a throttled batch
-LAMBDA_INVOKE_READ_TIMEOUT = 905  # 900 s maximum function timeout + a margin, as LocalStack
 
 
 class Dispatcher:
@@ -63,7 +64,7 @@ class Dispatcher:
         self.pool = ThreadPoolExecutor(
             max_workers=self.capacity, thread_name_prefix=f"lab-esm-{worker.uuid[:8]}"
         )
-        self._widen_invoke_connection_pool()
+        self._invoke_in_process()
 
     def _visibility_timeout(self) -> float:
         try:
@@ -74,21 +75,13 @@ class Dispatcher:
         except Exception:  # noqa: BLE001 - fall back to the SQS default
             return 30.0
 
-    def _widen_invoke_connection_pool(self) -> None:
-        # LocalStack's sender client has botocore's 10 pooled connections; more batches in
-        # flight would open and drop a connection per invoke.
+    def _invoke_in_process(self) -> None:
+        # LocalStack's sender invokes through an HTTP client of its own gateway (10 pooled
+        # connections, a request parse and serialisation per batch); the in-process client
+        # calls the same LambdaService.invoke the Invoke API handler would.
         sender = getattr(self.poller.processor, "sender", None)
-        if sender is None or self.capacity <= 10:
-            return
-        sender.target_client = get_internal_client(
-            arn=self.worker.esm_config["FunctionArn"],
-            client_config=botocore.config.Config(
-                retries={"total_max_attempts": 1},
-                read_timeout=LAMBDA_INVOKE_READ_TIMEOUT,
-                tcp_keepalive=True,
-                max_pool_connections=self.capacity,
-            ),
-        )
+        if sender is not None and lambda_service.current() is not None:
+            sender.target_client = lambda_service.InProcessLambdaClient()
 
     def run(self) -> None:
         try:
@@ -160,6 +153,8 @@ def is_throttle(error: BaseException) -> bool:
     current: BaseException | None = error
     while current is not None and id(current) not in seen:
         seen.add(id(current))
+        if isinstance(current, TooManyRequestsException):
+            return True
         if isinstance(current, ClientError):
             if current.response.get("Error", {}).get("Code") == "TooManyRequestsException":
                 return True
@@ -181,6 +176,7 @@ def _poll_events(fn, self: SqsPoller) -> None:
 
 
 def patches() -> Patches:
+    lambda_service.capture()
     p = Patches()
     p.function(EsmWorker.poller_loop, _poller_loop)
     p.function(SqsPoller.poll_events, _poll_events)
