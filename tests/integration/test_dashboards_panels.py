@@ -29,16 +29,18 @@ from tests.support.prometheus import prometheus_factory  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-# Short but past the point where deliveries retry: 20 s at 2 orders/s, then up to 8 per topology.
+# Short and gentle (20 s at 2 orders/s, then up to 5 per topology): enough for every panel, and
+# within what LocalStack answers on a shared 2-core machine (at 8/s its notify API timed out).
 PROFILE = """\
 [profiles.panels]
 description = "test_dashboards_panels: a short run through both topologies"
 phases = [
     { name = "warm up", duration = 20, rate = 2 },
-    { name = "ramp", duration = 40, to = 8 },
+    { name = "ramp", duration = 40, to = 5 },
 ]
 """
-SETTLE = 20  # s after the run for deliveries and retries to show in the metrics
+SETTLE = 10  # s more, so the last rates have several scrapes
+DELIVERY_WAIT = 150  # s at most after the run for both topologies' first delivery
 
 
 def _finite(result: dict) -> bool:
@@ -81,7 +83,29 @@ def test_every_panel_query_returns_data(localstack, prometheus_factory, tmp_path
             os.killpg(locust.pid, signal.SIGKILL)
             locust.wait()
     print(log.read_text()[-2500:])
-    assert code == 0, log.read_text()[-3000:]
+    # 1 = some requests failed (an overloaded emulator times out): the panels must show that too.
+    # Anything else means Locust itself did not run.
+    assert code in (0, 1), log.read_text()[-3000:]
+    phases = json.loads(next((tmp_path / "reports").glob("*/phases.json")).read_text())
+    assert all(row["sent"] > 0 for row in phases["phases"])
+    # Deliveries lag the orders (courier 0-2 s, retries 3-8 s apart; much longer when the machine
+    # is busy). Wait until both topologies deliver at a measurable rate: a rate needs increases
+    # between scrapes of an existing series, a first delivery alone only creates the series.
+
+    def delivering() -> list:
+        since = f"{math.ceil(time.time() - started)}s"  # at any time since the run started
+        return prom.query(
+            "max_over_time((sum by (topology) (increase(emf_delivery_latency_seconds_count[30s])))"
+            f"[{since}:5s]) > 0"
+        )["result"]
+
+    deadline = time.monotonic() + DELIVERY_WAIT
+    while len(delivering()) < 2:
+        assert time.monotonic() < deadline, (
+            f"both topologies not delivering {DELIVERY_WAIT} s after the run: "
+            f"{prom.query('sum by (topology) (emf_orders_delivered_total)')['result']}"
+        )
+        time.sleep(2)
     time.sleep(SETTLE)
     end = time.time()
 
