@@ -215,6 +215,7 @@ class NotifyUser(FastHttpUser):
         topology = ticket.topology
         sent = _clock()
         phase = run.stats.on_send(topology, sent, ticket.due)
+        METRICS.sent.labels(topology=topology).inc()
         order_id = f"{run.run_id}-{SHORT[topology]}-{ticket.number:06d}"
         order = {
             "order_id": order_id,

@@ -235,11 +235,14 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
         ),
         PanelSpec(
             "locust", "Locust: requests/s, failures/s and target",
-            "What the load generator sent to the notify API (arrival rate held by the profile).",
+            "What the load generator did to the notify API: the profile's target arrival rate, "
+            "requests started (held at the target whatever the response time), requests "
+            "finished, and failures (non-2xx or no answer within 30 s).",
             "reqps",
             (
                 Query("sum(locust_target_rps{{sel}})", "target"),
-                Query(_rate("locust_requests_total"), "sent/s"),
+                Query(_rate("locust_requests_sent_total"), "sent/s"),
+                Query(_rate("locust_requests_total"), "finished/s"),
                 Query(_rate("locust_request_failures_total"), "failed/s"),
             ),
             ((None, GREEN),),

@@ -16,8 +16,12 @@ LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 class LocustMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self.sent = Counter(
+            "locust_requests_sent", "Requests started (the arrival rate the profile holds)",
+            ["topology"], registry=self.registry,
+        )
         self.requests = Counter(
-            "locust_requests", "Requests sent (counted when answered or failed)",
+            "locust_requests", "Requests finished (answered or failed)",
             ["topology"], registry=self.registry,
         )
         self.failures = Counter(
@@ -43,6 +47,7 @@ class LocustMetrics:
         )
 
     def init_topology(self, topology: str) -> None:
+        self.sent.labels(topology=topology)
         self.requests.labels(topology=topology)
         self.failures.labels(topology=topology)
         self.response_time.labels(topology=topology)

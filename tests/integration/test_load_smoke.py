@@ -103,6 +103,7 @@ def test_smoke_run_holds_each_phase_rate(tmp_path: Path, target: str) -> None:
 
     assert sample['locust_phase{profile="smoke"}'] == 3
     for topology in ("no-flow-control", "flow-control"):
+        assert sample[f'locust_requests_sent_total{{topology="{topology}"}}'] > 100
         assert sample[f'locust_requests_total{{topology="{topology}"}}'] > 100
         assert sample[f'locust_target_rps{{topology="{topology}"}}'] == pytest.approx(7.3, abs=1.0)
         assert f'locust_request_failures_total{{topology="{topology}"}}' in sample
