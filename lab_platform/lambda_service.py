@@ -12,7 +12,9 @@ import io
 import threading
 from typing import Any
 
+from localstack.aws.api.lambda_ import TooManyRequestsException
 from localstack.services.lambda_.api_utils import function_locators_from_arn
+from localstack.services.lambda_.event_source_mapping.senders.sender import SenderError
 from localstack.services.lambda_.invocation.lambda_service import LambdaService
 from localstack.utils.patch import Patch
 from localstack.utils.strings import long_uid, to_bytes
@@ -47,8 +49,9 @@ def all_services() -> list[LambdaService]:
 
 class InProcessLambdaClient:
     """The subset of a boto3 Lambda client that LocalStack's ESM `LambdaSender` uses (`invoke`),
-    answered by `LambdaService.invoke` in this process. Errors are LocalStack's service
-    exceptions (e.g. `TooManyRequestsException`) rather than botocore `ClientError`s."""
+    answered by `LambdaService.invoke` in this process. A throttle is raised as the `SenderError`
+    a failed target raises (cause: the `TooManyRequestsException`), so the ESM processor treats it
+    as a failed batch instead of logging an "unhandled exception" per throttle."""
 
     def invoke(
         self,
@@ -65,18 +68,16 @@ class InProcessLambdaClient:
         if not (name and account and region):
             raise ValueError(f"in-process invoke needs a full function ARN, got {FunctionName!r}")
         request_id = long_uid()
-        result = service.invoke(
-            function_name=name,
-            qualifier=Qualifier or qualifier,
-            region=region,
-            account_id=account,
-            invocation_type=InvocationType,
-            client_context=None,
-            request_id=request_id,
-            payload=to_bytes(Payload),
-            trace_context={"aws_trace_header": TraceHeader().ensure_root_exists()},
-            user_agent="lambda.amazonaws.com (event source mapping)",
-        )
+        try:
+            result = self._invoke(service, name, Qualifier or qualifier, region, account,
+                                  InvocationType, request_id, Payload)
+        except TooManyRequestsException as throttle:
+            raise SenderError(
+                f"Rate Exceeded invoking {FunctionName}",
+                error={"message": str(throttle), "httpStatusCode": 429, "awsService": "lambda",
+                       "requestId": request_id, "exceptionType": "TooManyRequestsException",
+                       "resourceArn": FunctionName},
+            ) from throttle
         if result is None:  # Event / DryRun
             return {"StatusCode": 202, "Payload": io.BytesIO(b""), "ResponseMetadata": {"RequestId": request_id}}
         response: dict[str, Any] = {
@@ -88,3 +89,18 @@ class InProcessLambdaClient:
         if result.is_error:
             response["FunctionError"] = "Unhandled"
         return response
+
+    @staticmethod
+    def _invoke(service, name, qualifier, region, account, invocation_type, request_id, payload):
+        return service.invoke(
+            function_name=name,
+            qualifier=qualifier,
+            region=region,
+            account_id=account,
+            invocation_type=invocation_type,
+            client_context=None,
+            request_id=request_id,
+            payload=to_bytes(payload),
+            trace_context={"aws_trace_header": TraceHeader().ensure_root_exists()},
+            user_agent="lambda.amazonaws.com (event source mapping)",
+        )

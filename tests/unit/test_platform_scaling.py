@@ -96,3 +96,24 @@ def test_keepalive_sweeper_fires_due_deadlines_once_and_skips_cancelled():
     sweeper.schedule(a, 5, lambda: fired.append("new"))
     clock.now = 20
     assert [d.callback() for d in sweeper.due()] == [None] and fired == ["a", "new"]
+
+
+def test_is_throttle_follows_the_cause_chain():
+    from botocore.exceptions import ClientError
+    from localstack.aws.api.lambda_ import TooManyRequestsException
+    from localstack.services.lambda_.event_source_mapping.event_processor import BatchFailureError
+    from localstack.services.lambda_.event_source_mapping.senders.sender import SenderError
+
+    from lab_platform.sqs_esm.scaling import is_throttle
+
+    def chained(*errors: BaseException) -> BaseException:
+        for inner, outer in zip(errors, errors[1:]):
+            outer.__cause__ = inner
+        return errors[-1]
+
+    throttle = TooManyRequestsException("Rate Exceeded.")
+    assert is_throttle(chained(throttle, SenderError("x"), BatchFailureError()))
+    http = ClientError({"Error": {"Code": "TooManyRequestsException"}}, "Invoke")
+    assert is_throttle(http)
+    assert not is_throttle(chained(ValueError("boom"), SenderError("x"), BatchFailureError()))
+    assert not is_throttle(ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "Invoke"))
