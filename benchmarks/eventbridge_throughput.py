@@ -88,7 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events", type=int, default=2000)
     parser.add_argument("--threads", type=int, default=4)
     parser.add_argument(
-        "--env", action="append", default=[], metavar="KEY=VALUE",
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
         help="extra LocalStack setting when starting one, e.g. LAB_PATCH_EVENTS_LAMBDA_TARGET=0",
     )
     args = parser.parse_args(argv)

@@ -47,7 +47,9 @@ class Deadline:
 
 
 class Sweeper:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, background: bool = True) -> None:
+    def __init__(
+        self, clock: Callable[[], float] = time.monotonic, background: bool = True
+    ) -> None:
         self._clock = clock
         self._background = background
         self._lock = threading.Lock()

@@ -69,17 +69,34 @@ class InProcessLambdaClient:
             raise ValueError(f"in-process invoke needs a full function ARN, got {FunctionName!r}")
         request_id = long_uid()
         try:
-            result = self._invoke(service, name, Qualifier or qualifier, region, account,
-                                  InvocationType, request_id, Payload)
+            result = self._invoke(
+                service,
+                name,
+                Qualifier or qualifier,
+                region,
+                account,
+                InvocationType,
+                request_id,
+                Payload,
+            )
         except TooManyRequestsException as throttle:
             raise SenderError(
                 f"Rate Exceeded invoking {FunctionName}",
-                error={"message": str(throttle), "httpStatusCode": 429, "awsService": "lambda",
-                       "requestId": request_id, "exceptionType": "TooManyRequestsException",
-                       "resourceArn": FunctionName},
+                error={
+                    "message": str(throttle),
+                    "httpStatusCode": 429,
+                    "awsService": "lambda",
+                    "requestId": request_id,
+                    "exceptionType": "TooManyRequestsException",
+                    "resourceArn": FunctionName,
+                },
             ) from throttle
         if result is None:  # Event / DryRun
-            return {"StatusCode": 202, "Payload": io.BytesIO(b""), "ResponseMetadata": {"RequestId": request_id}}
+            return {
+                "StatusCode": 202,
+                "Payload": io.BytesIO(b""),
+                "ResponseMetadata": {"RequestId": request_id},
+            }
         response: dict[str, Any] = {
             "StatusCode": 200,
             "Payload": io.BytesIO(result.payload or b""),

@@ -22,7 +22,9 @@ class Throttle:
     burst: float
 
 
-def _throttle(raw: Any, rate_key: str = "rateLimit", burst_key: str = "burstLimit") -> Throttle | None:
+def _throttle(
+    raw: Any, rate_key: str = "rateLimit", burst_key: str = "burstLimit"
+) -> Throttle | None:
     if not isinstance(raw, dict):
         return None
     rate, burst = raw.get(rate_key), raw.get(burst_key)

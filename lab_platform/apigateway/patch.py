@@ -23,7 +23,10 @@ from localstack.services.apigateway.next_gen.execute_api.gateway_response import
 from localstack.services.apigateway.next_gen.execute_api.handlers.api_key_validation import (
     ApiKeyValidationHandler,
 )
-from localstack.services.apigateway.next_gen.execute_api.moto_helpers import get_usage_plans
+from localstack.services.apigateway.next_gen.execute_api.moto_helpers import (
+    get_usage_plan_keys,
+    get_usage_plans,
+)
 from localstack.utils.patch import Patches
 
 from lab_platform.apigateway.limits import (
@@ -99,13 +102,11 @@ def _plan_covers(plan: dict, api_id: str, stage: str) -> bool:
 
 
 def _plan_has_key(plan: dict, key_id: str, account: str, region: str) -> bool:
-    from localstack.services.apigateway.next_gen.execute_api.moto_helpers import (
-        get_usage_plan_keys,
-    )
-
     return any(
         k.get("id") == key_id
-        for k in get_usage_plan_keys(usage_plan_id=plan["id"], account_id=account, region_name=region)
+        for k in get_usage_plan_keys(
+            usage_plan_id=plan["id"], account_id=account, region_name=region
+        )
     )
 
 

@@ -66,7 +66,9 @@ def _start_worker_thread(fn, method, params=None, name: str | None = None):
     if name != "events-process-rules":
         return fn(method, params, name=name)
     if _rule_pool is None:
-        _rule_pool = ThreadPoolExecutor(max_workers=RULE_WORKERS, thread_name_prefix="lab-events-rules")
+        _rule_pool = ThreadPoolExecutor(
+            max_workers=RULE_WORKERS, thread_name_prefix="lab-events-rules"
+        )
     _rule_pool.submit(_run_logged, method, params)
     return None
 

@@ -114,7 +114,9 @@ def _process_throttles_and_system_errors(
     if isinstance(error, TooManyRequestsException):
         status = FunctionStatus.throttle_error
     else:
-        LOG.debug("system error in async invoke of %s: %s", self.version_manager.function_arn, error)
+        LOG.debug(
+            "system error in async invoke of %s: %s", self.version_manager.function_arn, error
+        )
         status = FunctionStatus.system_error
     delay = throttle_retry_delay(sqs_invocation.exception_retries)
     sqs_invocation.exception_retries += 1  # LocalStack 4.14 forgets this: delay stays 1 s
@@ -136,4 +138,3 @@ def patches() -> Patches:
         pass_target=False,
     )
     return p
-

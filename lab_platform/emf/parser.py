@@ -114,7 +114,7 @@ _NOT_NAME = re.compile(r"[^a-zA-Z0-9_]+")
 
 
 def snake_case(name: str) -> str:
-    """`OrdersAccepted` -> `orders_accepted`, `HTTPErrors` -> `http_errors`, `service` -> `service`."""
+    """`OrdersAccepted` -> `orders_accepted`, `HTTPErrors` -> `http_errors`, `service` stays."""
     spaced = _CAMEL_BOUNDARY.sub("_", name.strip())
     cleaned = _NOT_NAME.sub("_", spaced).strip("_").lower()
     cleaned = re.sub(r"_+", "_", cleaned)

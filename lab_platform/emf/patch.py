@@ -119,7 +119,9 @@ def _put_log_events(fn, self, context, log_group_name, log_stream_name, log_even
     try:
         headers = context.request.headers if context.request is not None else None
         if is_eligible(log_group_name, headers):
-            messages = [e.get("message", "") for e in log_events or () if "_aws" in e.get("message", "")]
+            messages = [
+                e.get("message", "") for e in log_events or () if "_aws" in e.get("message", "")
+            ]
             if messages:
                 WORKER.submit(context.account_id, context.region, messages)
     except Exception:  # noqa: BLE001 - metric extraction must never fail the log call

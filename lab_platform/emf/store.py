@@ -77,8 +77,13 @@ class EmfStore(Collector):
         with self._lock:
             family = self._families.setdefault(name, _Family(kind, name))
             if family.kind != kind:
-                LOG.warning("EMF metric %s emitted as %s and %s; keeping %s", name, family.kind,
-                            kind, family.kind)
+                LOG.warning(
+                    "EMF metric %s emitted as %s and %s; keeping %s",
+                    name,
+                    family.kind,
+                    kind,
+                    family.kind,
+                )
                 return
             if kind == "counter":
                 family.series[key] = float(family.series.get(key, 0.0)) + sum(datum.values)

@@ -10,12 +10,11 @@ import logging
 import time
 from collections.abc import Iterator
 
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
-
 from localstack import config
 from localstack.services.lambda_.invocation.models import lambda_stores
 from localstack.services.sqs.models import sqs_stores
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 
 from lab_platform import lambda_service
 from lab_platform.metrics.registry import REGISTRY

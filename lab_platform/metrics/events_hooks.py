@@ -6,10 +6,9 @@ processing of `EventsProvider` and `TargetSender.process_event` sees every match
 
 from __future__ import annotations
 
-from typing import Any
-
 import functools
 import threading
+from typing import Any
 
 from localstack.services.events import provider
 from localstack.services.events.provider import EventsProvider
@@ -24,8 +23,12 @@ def rule_labels(rule_arn: str) -> dict[str, str]:
     parts = rule_arn.split(":", 5)
     resource = parts[5].split("/") if len(parts) == 6 else ["rule", rule_arn]
     bus, rule = (resource[1], resource[2]) if len(resource) >= 3 else ("default", resource[-1])
-    return {"account": parts[4] if len(parts) > 4 else "", "region": parts[3] if len(parts) > 3 else "",
-            "event_bus": bus, "rule": rule}
+    return {
+        "account": parts[4] if len(parts) > 4 else "",
+        "region": parts[3] if len(parts) > 3 else "",
+        "event_bus": bus,
+        "rule": rule,
+    }
 
 
 # The rule whose pattern `_process_rules` is evaluating on this thread (None elsewhere, e.g. in
@@ -62,6 +65,8 @@ def patches() -> Patches:
     p = Patches()
     p.function(EventsProvider._process_rules, _process_rules)
     # the provider module's own name, so the pattern is evaluated once per rule and event
-    p.add(Patch(provider, "matches_event", functools.partial(_matches_event, provider.matches_event)))
+    p.add(
+        Patch(provider, "matches_event", functools.partial(_matches_event, provider.matches_event))
+    )
     p.function(TargetSender.process_event, _process_event)
     return p

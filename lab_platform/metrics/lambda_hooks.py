@@ -132,4 +132,3 @@ def patches() -> Patches:
     p.function(event_manager.Poller.process_failure_destination, _failure_destination)
     p.function(event_manager.Poller.process_dead_letter_queue, _dead_letter_queue)
     return p
-

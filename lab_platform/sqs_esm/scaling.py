@@ -27,7 +27,6 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
-
 from localstack.aws.api.lambda_ import TooManyRequestsException
 from localstack.aws.api.sqs import MessageSystemAttributeName
 from localstack.services.lambda_.event_source_mapping.esm_worker import EsmWorker
@@ -109,7 +108,9 @@ class Dispatcher:
         response = self.poller.source_client.receive_message(
             QueueUrl=self.poller.queue_url,
             MaxNumberOfMessages=min(self.poller.batch_size, DEFAULT_MAX_RECEIVE_COUNT),
-            WaitTimeSeconds=min(window, DEFAULT_MAX_WAIT_TIME_SECONDS) if window else IDLE_WAIT_SECONDS,
+            WaitTimeSeconds=min(window, DEFAULT_MAX_WAIT_TIME_SECONDS)
+            if window
+            else IDLE_WAIT_SECONDS,
             MessageAttributeNames=["All"],
             MessageSystemAttributeNames=[MessageSystemAttributeName.All],
             sqs_override_max_message_count=self.poller.batch_size,
@@ -126,13 +127,17 @@ class Dispatcher:
             for chunk in chunks:
                 self._handle_with_throttle_retries(chunk, received_at)
         except Exception as error:  # noqa: BLE001 - the batch reappears after its visibility timeout
-            LOG.info("ESM %s: batch of %d not processed: %s", self.worker.uuid, len(messages), error)
+            LOG.info(
+                "ESM %s: batch of %d not processed: %s", self.worker.uuid, len(messages), error
+            )
         finally:
             with self.cond:
                 self.in_flight -= 1
                 self.cond.notify_all()
 
-    def _handle_with_throttle_retries(self, messages: list[dict[str, Any]], received_at: float) -> None:
+    def _handle_with_throttle_retries(
+        self, messages: list[dict[str, Any]], received_at: float
+    ) -> None:
         pause = THROTTLE_BACKOFF[0]
         deadline = received_at + self.visibility_timeout
         while True:

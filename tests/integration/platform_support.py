@@ -152,14 +152,17 @@ def warm_up(instance, account: str, function: str, environments: int) -> None:
         region_name="us-east-1",
         aws_access_key_id=account,
         aws_secret_access_key="test",
-        config=Config(retries={"max_attempts": 0}, read_timeout=120,
-                      max_pool_connections=environments),
+        config=Config(
+            retries={"max_attempts": 0}, read_timeout=120, max_pool_connections=environments
+        ),
     )
     payload = json.dumps({"sleep": 1.5, "tag": "warm"})
     with ThreadPoolExecutor(max_workers=environments) as pool:
-        results = list(pool.map(
-            lambda _: lam.invoke(FunctionName=function, Payload=payload), range(environments)
-        ))
+        results = list(
+            pool.map(
+                lambda _: lam.invoke(FunctionName=function, Payload=payload), range(environments)
+            )
+        )
     failed = [r for r in results if r.get("FunctionError") or r["StatusCode"] != 200]
     assert not failed, f"warm-up invokes failed: {failed[:2]}"
 

@@ -19,7 +19,9 @@ pytestmark = pytest.mark.integration
 ACCOUNT = "111111111111"
 
 
-def mock_api(instance, *, key_required: bool, methods: tuple[str, ...] = ("GET",)) -> tuple[str, str]:
+def mock_api(
+    instance, *, key_required: bool, methods: tuple[str, ...] = ("GET",)
+) -> tuple[str, str]:
     """A REST API with /orders answering 200 through a MOCK integration; returns (id, base URL)."""
     apigw = instance.client("apigateway", account=ACCOUNT)
     api_id = apigw.create_rest_api(name=f"throttle-{uuid.uuid4().hex[:6]}")["id"]
@@ -103,8 +105,13 @@ def test_usage_plan_throttle_splits_50_per_second_against_rate_10_burst_10(local
     throttled = metric(localstack.url, "lab_apigateway_throttled_total", api_id=api_id)
     assert throttled - throttled_before == statuses[429]
     counted = metric(
-        localstack.url, "lab_apigateway_requests_total", api_id=api_id, status_class="4xx",
-        resource="/orders", method="GET", stage="test",
+        localstack.url,
+        "lab_apigateway_requests_total",
+        api_id=api_id,
+        status_class="4xx",
+        resource="/orders",
+        method="GET",
+        stage="test",
     )
     assert counted == statuses[429]
 

@@ -40,7 +40,9 @@ def test_120_eventbridge_events_of_3_s_reach_the_account_limit_of_100(localstack
         "Configuration"
     ]["FunctionArn"]
     events.put_targets(
-        Rule="run", EventBusName=bus, Targets=[{"Id": "fn", "Arn": arn, "Input": json.dumps({"sleep": 3})}]
+        Rule="run",
+        EventBusName=bus,
+        Targets=[{"Id": "fn", "Arn": arn, "Input": json.dumps({"sleep": 3})}],
     )
     entry = {"Source": "lab.test", "DetailType": "run", "Detail": "{}", "EventBusName": bus}
     clients = [instance.client("events", account=ACCOUNT) for _ in range(4)]
@@ -62,21 +64,33 @@ def test_120_eventbridge_events_of_3_s_reach_the_account_limit_of_100(localstack
     found = spans(instance, ACCOUNT, function)
     peak = peak_overlap(found)
     throttles = (
-        metric(instance.url, "lab_lambda_throttles_total", function_name=function) - throttles_before
+        metric(instance.url, "lab_lambda_throttles_total", function_name=function)
+        - throttles_before
     )
     retried = metric(instance.url, "lab_lambda_async_events_retried_total", function_name=function)
     wall = max(end for _, end in found) - started
-    print(f"async 120 x 3 s, account limit 100: peak {peak}, throttles {throttles:.0f}, "
-          f"retried {retried:.0f}, all ran after {wall:.1f} s")
+    print(
+        f"async 120 x 3 s, account limit 100: peak {peak}, throttles {throttles:.0f}, "
+        f"retried {retried:.0f}, all ran after {wall:.1f} s"
+    )
     assert len(found) == 120  # every event ran, exactly once
     assert peak == 100
     assert throttles >= 20  # at least the 20 events above the limit were throttled once
     assert retried == throttles  # each throttle put its event back for a retry
-    assert metric(instance.url, "lab_lambda_async_events_received_total", function_name=function) == 120
+    assert (
+        metric(instance.url, "lab_lambda_async_events_received_total", function_name=function)
+        == 120
+    )
     # 100 warm-up (sync) invocations + the 120 async ones
     assert metric(instance.url, "lab_lambda_invocations_total", function_name=function) == 220
-    assert metric(
-        instance.url, "lab_lambda_account_concurrency_limit", account=ACCOUNT, region="us-east-1"
-    ) == 100
+    assert (
+        metric(
+            instance.url,
+            "lab_lambda_account_concurrency_limit",
+            account=ACCOUNT,
+            region="us-east-1",
+        )
+        == 100
+    )
     assert metric(instance.url, "lab_events_matched_events_total", event_bus=bus, rule="run") == 120
     assert metric(instance.url, "lab_events_invocations_total", event_bus=bus, rule="run") == 120

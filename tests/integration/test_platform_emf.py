@@ -48,7 +48,11 @@ def cloudwatch_sum(instance, namespace: str, name: str, dimensions: list[dict], 
             {
                 "Id": "m",
                 "MetricStat": {
-                    "Metric": {"Namespace": namespace, "MetricName": name, "Dimensions": dimensions},
+                    "Metric": {
+                        "Namespace": namespace,
+                        "MetricName": name,
+                        "Dimensions": dimensions,
+                    },
                     "Period": 60,
                     "Stat": stat,
                 },
@@ -65,28 +69,44 @@ def test_function_emf_lines_become_cloudwatch_and_prometheus_metrics(localstack)
     service = f"svc-{uuid.uuid4().hex[:6]}"
     lam = localstack.client("lambda", account=ACCOUNT)
     for latency in (100, 300, 2000):
-        lam.invoke(FunctionName=function, Payload=json.dumps({"service": service, "latency_ms": latency}))
+        lam.invoke(
+            FunctionName=function, Payload=json.dumps({"service": service, "latency_ms": latency})
+        )
     returned = time.monotonic()
-    labels = {"namespace": "ServerlessBoundaryLab", "account": ACCOUNT, "region": "us-east-1",
-              "service": service}
-    wait_for(lambda: metric(localstack.url, "emf_orders_accepted_total", **labels) == 3, 10,
-             "3 OrdersAccepted in Prometheus", interval=0.05)
+    labels = {
+        "namespace": "ServerlessBoundaryLab",
+        "account": ACCOUNT,
+        "region": "us-east-1",
+        "service": service,
+    }
+    wait_for(
+        lambda: metric(localstack.url, "emf_orders_accepted_total", **labels) == 3,
+        10,
+        "3 OrdersAccepted in Prometheus",
+        interval=0.05,
+    )
     print(f"EMF lag to Prometheus: {(time.monotonic() - returned) * 1000:.0f} ms")
     assert metric(localstack.url, "emf_delivery_latency_seconds_count", **labels) == 3
-    assert metric(localstack.url, "emf_delivery_latency_seconds_sum", **labels) == pytest.approx(2.4)
+    assert metric(localstack.url, "emf_delivery_latency_seconds_sum", **labels) == pytest.approx(
+        2.4
+    )
     assert metric(localstack.url, "emf_delivery_latency_seconds_bucket", **labels, le="0.25") == 1
 
     dimensions = [{"Name": "service", "Value": service}]
     wait_for(
-        lambda: cloudwatch_sum(localstack, "ServerlessBoundaryLab", "OrdersAccepted", dimensions) == 3,
+        lambda: cloudwatch_sum(localstack, "ServerlessBoundaryLab", "OrdersAccepted", dimensions)
+        == 3,
         15,
         "3 OrdersAccepted in CloudWatch",
         interval=0.2,
     )
     print(f"EMF lag to CloudWatch: {(time.monotonic() - returned) * 1000:.0f} ms")
-    assert cloudwatch_sum(
-        localstack, "ServerlessBoundaryLab", "DeliveryLatency", dimensions, stat="Maximum"
-    ) == 2000
+    assert (
+        cloudwatch_sum(
+            localstack, "ServerlessBoundaryLab", "DeliveryLatency", dimensions, stat="Maximum"
+        )
+        == 2000
+    )
 
 
 def _put_logs(instance, group: str, messages: list[str], emf_header: bool) -> None:
@@ -107,19 +127,33 @@ def _put_logs(instance, group: str, messages: list[str], emf_header: bool) -> No
 
 
 def _emf(namespace: str, value: float, unit: str = "Count") -> str:
-    return json.dumps({
-        "_aws": {"Timestamp": int(time.time() * 1000), "CloudWatchMetrics": [
-            {"Namespace": namespace, "Dimensions": [["Queue"]], "Metrics": [{"Name": "Depth", "Unit": unit}]}
-        ]},
-        "Queue": "orders",
-        "Depth": value,
-    })
+    return json.dumps(
+        {
+            "_aws": {
+                "Timestamp": int(time.time() * 1000),
+                "CloudWatchMetrics": [
+                    {
+                        "Namespace": namespace,
+                        "Dimensions": [["Queue"]],
+                        "Metrics": [{"Name": "Depth", "Unit": unit}],
+                    }
+                ],
+            },
+            "Queue": "orders",
+            "Depth": value,
+        }
+    )
 
 
 def test_put_log_events_with_the_emf_header_is_extracted_and_without_it_is_not(localstack):
     with_header = f"LabEmf{uuid.uuid4().hex[:6]}"
     without_header = f"LabPlain{uuid.uuid4().hex[:6]}"
-    _put_logs(localstack, f"/lab/{with_header}", [_emf(with_header, 4, "None"), _emf(with_header, 9, "None")], True)
+    _put_logs(
+        localstack,
+        f"/lab/{with_header}",
+        [_emf(with_header, 4, "None"), _emf(with_header, 9, "None")],
+        True,
+    )
     _put_logs(localstack, f"/lab/{without_header}", [_emf(without_header, 4, "None")], False)
     wait_for(
         lambda: metric(localstack.url, "emf_depth", namespace=with_header, queue="orders") == 9,
@@ -128,4 +162,7 @@ def test_put_log_events_with_the_emf_header_is_extracted_and_without_it_is_not(l
     )
     time.sleep(0.5)
     assert metric(localstack.url, "emf_depth", namespace=without_header) == 0
-    assert cloudwatch_sum(localstack, with_header, "Depth", [{"Name": "Queue", "Value": "orders"}]) == 13
+    assert (
+        cloudwatch_sum(localstack, with_header, "Depth", [{"Name": "Queue", "Value": "orders"}])
+        == 13
+    )

@@ -9,7 +9,13 @@ import uuid
 import pytest
 import requests
 
-from tests.integration.platform_support import ASYNC_SETTINGS, deploy_function, metric, scrape, wait_for
+from tests.integration.platform_support import (
+    ASYNC_SETTINGS,
+    deploy_function,
+    metric,
+    scrape,
+    wait_for,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -47,12 +53,24 @@ def test_lambda_invocations_errors_duration_throttles_and_concurrency(localstack
         "concurrent executions 1",
         interval=0.1,
     )
-    assert metric(
-        localstack.url, "lab_lambda_account_concurrent_executions", account=ACCOUNT, region="us-east-1"
-    ) >= 1
-    assert metric(
-        localstack.url, "lab_lambda_account_concurrency_limit", account=ACCOUNT, region="us-east-1"
-    ) == 400
+    assert (
+        metric(
+            localstack.url,
+            "lab_lambda_account_concurrent_executions",
+            account=ACCOUNT,
+            region="us-east-1",
+        )
+        >= 1
+    )
+    assert (
+        metric(
+            localstack.url,
+            "lab_lambda_account_concurrency_limit",
+            account=ACCOUNT,
+            region="us-east-1",
+        )
+        == 400
+    )
     wait_for(
         lambda: metric(localstack.url, "lab_lambda_concurrent_executions", **labels) == 0
         and metric(localstack.url, "lab_lambda_invocations_total", **labels) == 6,
@@ -75,7 +93,9 @@ def test_async_failures_are_retried_dropped_and_delivered_to_the_dlq(localstack_
     instance = localstack_with(**ASYNC_SETTINGS)
     sqs = instance.client("sqs", account=ACCOUNT)
     dlq = sqs.create_queue(QueueName=f"dlq-{uuid.uuid4().hex[:6]}")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     function = deploy_function(
         instance, ACCOUNT, HANDLER, Timeout=10, DeadLetterConfig={"TargetArn": dlq_arn}
     )
@@ -83,14 +103,22 @@ def test_async_failures_are_retried_dropped_and_delivered_to_the_dlq(localstack_
     lam.put_function_event_invoke_config(FunctionName=function, MaximumRetryAttempts=1)
     labels = {"account": ACCOUNT, "region": "us-east-1", "function_name": function}
     lam.invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps({"fail": True}))
-    wait_for(lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages"), 30, "DLQ")
+    wait_for(
+        lambda: sqs.receive_message(QueueUrl=dlq, WaitTimeSeconds=1).get("Messages"), 30, "DLQ"
+    )
     assert metric(instance.url, "lab_lambda_invocations_total", **labels) == 2  # first + 1 retry
     assert metric(instance.url, "lab_lambda_errors_total", **labels) == 2
     assert metric(instance.url, "lab_lambda_async_events_retried_total", **labels) == 1
     assert metric(instance.url, "lab_lambda_async_events_dropped_total", **labels) == 1
-    assert metric(
-        instance.url, "lab_lambda_destination_deliveries_total", **labels, destination_type="dlq"
-    ) == 1
+    assert (
+        metric(
+            instance.url,
+            "lab_lambda_destination_deliveries_total",
+            **labels,
+            destination_type="dlq",
+        )
+        == 1
+    )
 
 
 def test_sqs_queue_gauges_follow_the_queue(localstack):
@@ -118,14 +146,18 @@ def test_eventbridge_matched_invocations_and_failed_invocations_per_rule(localst
     events.create_event_bus(Name=bus)
     arn = lam.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
     for rule, target in (("good", arn), ("missing", arn.replace(function, "no-such-function"))):
-        events.put_rule(Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["orders"]}))
+        events.put_rule(
+            Name=rule, EventBusName=bus, EventPattern=json.dumps({"source": ["orders"]})
+        )
         events.put_targets(Rule=rule, EventBusName=bus, Targets=[{"Id": "t", "Arn": target}])
     entries = [{"Source": "orders", "DetailType": "x", "Detail": "{}", "EventBusName": bus}] * 3
     entries.append({"Source": "other", "DetailType": "x", "Detail": "{}", "EventBusName": bus})
     assert events.put_events(Entries=entries)["FailedEntryCount"] == 0
     good = {"account": ACCOUNT, "region": "us-east-1", "event_bus": bus, "rule": "good"}
     missing = {**good, "rule": "missing"}
-    wait_for(lambda: metric(localstack.url, "lab_events_invocations_total", **missing) == 3, 10, "3")
+    wait_for(
+        lambda: metric(localstack.url, "lab_events_invocations_total", **missing) == 3, 10, "3"
+    )
     assert metric(localstack.url, "lab_events_matched_events_total", **good) == 3
     assert metric(localstack.url, "lab_events_invocations_total", **good) == 3
     assert metric(localstack.url, "lab_events_failed_invocations_total", **good) == 0
@@ -143,16 +175,28 @@ def test_exposition_carries_exactly_the_contract_families(localstack):
         line.split()[2] for line in response.text.splitlines() if line.startswith("# TYPE ")
     }
     contract = {
-        "lab_lambda_invocations_total", "lab_lambda_errors_total", "lab_lambda_throttles_total",
-        "lab_lambda_duration_seconds", "lab_lambda_concurrent_executions",
-        "lab_lambda_account_concurrent_executions", "lab_lambda_account_concurrency_limit",
-        "lab_lambda_async_events_received_total", "lab_lambda_async_events_retried_total",
-        "lab_lambda_async_events_dropped_total", "lab_lambda_async_event_age_seconds",
-        "lab_lambda_destination_deliveries_total", "lab_apigateway_requests_total",
-        "lab_apigateway_throttled_total", "lab_apigateway_latency_seconds",
-        "lab_sqs_messages_visible", "lab_sqs_messages_not_visible", "lab_sqs_messages_delayed",
-        "lab_sqs_oldest_message_age_seconds", "lab_events_matched_events_total",
-        "lab_events_invocations_total", "lab_events_failed_invocations_total",
+        "lab_lambda_invocations_total",
+        "lab_lambda_errors_total",
+        "lab_lambda_throttles_total",
+        "lab_lambda_duration_seconds",
+        "lab_lambda_concurrent_executions",
+        "lab_lambda_account_concurrent_executions",
+        "lab_lambda_account_concurrency_limit",
+        "lab_lambda_async_events_received_total",
+        "lab_lambda_async_events_retried_total",
+        "lab_lambda_async_events_dropped_total",
+        "lab_lambda_async_event_age_seconds",
+        "lab_lambda_destination_deliveries_total",
+        "lab_apigateway_requests_total",
+        "lab_apigateway_throttled_total",
+        "lab_apigateway_latency_seconds",
+        "lab_sqs_messages_visible",
+        "lab_sqs_messages_not_visible",
+        "lab_sqs_messages_delayed",
+        "lab_sqs_oldest_message_age_seconds",
+        "lab_events_matched_events_total",
+        "lab_events_invocations_total",
+        "lab_events_failed_invocations_total",
     }
     assert contract <= families
     assert {f for f in families if f.startswith("lab_")} == contract

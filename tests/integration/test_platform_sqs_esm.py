@@ -25,8 +25,12 @@ ACCOUNT = "111111111111"
 
 def make_queue(instance, **attributes: str) -> tuple[str, str]:
     sqs = instance.client("sqs", account=ACCOUNT)
-    url = sqs.create_queue(QueueName=f"esm-{uuid.uuid4().hex[:8]}", Attributes=attributes)["QueueUrl"]
-    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    url = sqs.create_queue(QueueName=f"esm-{uuid.uuid4().hex[:8]}", Attributes=attributes)[
+        "QueueUrl"
+    ]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
     return url, arn
 
 
@@ -76,7 +80,10 @@ def test_reserved_concurrency_caps_the_mapping_and_throttles_are_retried(localst
     url, arn = make_queue(localstack, VisibilityTimeout="60")
     send(localstack, url, [{"sleep": 1}] * 12)
     lam.create_event_source_mapping(
-        FunctionName=function, EventSourceArn=arn, BatchSize=1, ScalingConfig={"MaximumConcurrency": 10}
+        FunctionName=function,
+        EventSourceArn=arn,
+        BatchSize=1,
+        ScalingConfig={"MaximumConcurrency": 10},
     )
     found = all_spans(localstack, function, 12, timeout=90)
     assert len(found) == 12  # every message ran exactly once: throttled batches were retried
@@ -147,4 +154,6 @@ def test_report_batch_item_failures_and_redrive_to_the_dlq(localstack):
 def _seen(instance, function: str) -> list[int]:
     logs = instance.client("logs", account=ACCOUNT)
     events = logs.filter_log_events(logGroupName=f"/aws/lambda/{function}", filterPattern="seen")
-    return [json.loads(e["message"])["seen"] for e in events["events"] if e["message"].startswith("{")]
+    return [
+        json.loads(e["message"])["seen"] for e in events["events"] if e["message"].startswith("{")
+    ]

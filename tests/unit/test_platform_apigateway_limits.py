@@ -66,7 +66,11 @@ PLAN = {
     "id": "p1",
     "throttle": {"rateLimit": 10.0, "burstLimit": 20},
     "apiStages": [
-        {"apiId": "a1", "stage": "prod", "throttle": {"/orders/POST": {"rateLimit": 1, "burstLimit": 2}}}
+        {
+            "apiId": "a1",
+            "stage": "prod",
+            "throttle": {"/orders/POST": {"rateLimit": 1, "burstLimit": 2}},
+        }
     ],
 }
 

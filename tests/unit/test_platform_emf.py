@@ -67,7 +67,10 @@ def test_invalid_documents_yield_nothing():
     assert parse_line(json.dumps(doc)) == []
     doc = json.loads(POWERTOOLS_LINE)
     doc["QueueDepth"] = "seven"
-    assert [d.name for d in parse_line(json.dumps(doc))] == ["CircuitStateChange", "DeliveryLatency"]
+    assert [d.name for d in parse_line(json.dumps(doc))] == [
+        "CircuitStateChange",
+        "DeliveryLatency",
+    ]
 
 
 def test_snake_case_names():
@@ -79,7 +82,10 @@ def test_snake_case_names():
 
 def test_units_choose_counter_histogram_or_gauge():
     assert family_for("OrdersAccepted", "Count") == ("counter", "emf_orders_accepted")
-    assert family_for("DeliveryLatency", "Milliseconds") == ("histogram", "emf_delivery_latency_seconds")
+    assert family_for("DeliveryLatency", "Milliseconds") == (
+        "histogram",
+        "emf_delivery_latency_seconds",
+    )
     assert family_for("QueueDepth", "None") == ("gauge", "emf_queue_depth")
 
 

@@ -61,7 +61,9 @@ def test_rule_labels_for_custom_and_default_bus():
         "event_bus": "orders",
         "rule": "to-delivery",
     }
-    assert rule_labels("arn:aws:events:us-east-1:111111111111:rule/nightly")["event_bus"] == "default"
+    assert (
+        rule_labels("arn:aws:events:us-east-1:111111111111:rule/nightly")["event_bus"] == "default"
+    )
 
 
 def test_settings_toggles_and_errors():
@@ -107,7 +109,7 @@ def test_is_throttle_follows_the_cause_chain():
     from lab_platform.sqs_esm.scaling import is_throttle
 
     def chained(*errors: BaseException) -> BaseException:
-        for inner, outer in zip(errors, errors[1:]):
+        for inner, outer in zip(errors, errors[1:], strict=False):
             outer.__cause__ = inner
         return errors[-1]
 
