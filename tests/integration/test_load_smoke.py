@@ -90,9 +90,16 @@ def test_smoke_run_holds_each_phase_rate(tmp_path: Path, target: str) -> None:
         proc = subprocess.Popen(command, cwd=REPO_ROOT, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
     try:
-        # mid-run (phase 3, 4 -> 15 req/s), Locust's metrics are live for Prometheus
-        time.sleep(60)
-        sample = _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+        # mid-run (phase 3, 4 -> 15 req/s), Locust's metrics are live for Prometheus; polled, as
+        # Locust's start-up takes from 2 to 15 s on a busy machine
+        deadline = time.monotonic() + 120
+        sample: dict[str, float] = {}
+        while sample.get('locust_phase{profile="smoke"}') != 3 and time.monotonic() < deadline:
+            time.sleep(2)
+            try:
+                sample = _scrape(f"http://127.0.0.1:{metrics_port}/metrics")
+            except OSError:
+                continue  # not serving yet
         assert proc.wait(timeout=240) == 0, log.read_text()[-3000:]
     finally:
         if proc.poll() is None:
@@ -103,9 +110,10 @@ def test_smoke_run_holds_each_phase_rate(tmp_path: Path, target: str) -> None:
 
     assert sample['locust_phase{profile="smoke"}'] == 3
     for topology in ("no-flow-control", "flow-control"):
-        assert sample[f'locust_requests_sent_total{{topology="{topology}"}}'] > 100
-        assert sample[f'locust_requests_total{{topology="{topology}"}}'] > 100
-        assert sample[f'locust_target_rps{{topology="{topology}"}}'] == pytest.approx(7.3, abs=1.0)
+        # phases 1-2 alone are 90 arrivals per topology
+        assert sample[f'locust_requests_sent_total{{topology="{topology}"}}'] >= 85
+        assert sample[f'locust_requests_total{{topology="{topology}"}}'] >= 80
+        assert 4.0 <= sample[f'locust_target_rps{{topology="{topology}"}}'] <= 15.0  # the ramp
         assert f'locust_request_failures_total{{topology="{topology}"}}' in sample
 
     # progress lines: phase, target and actual rate
