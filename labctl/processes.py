@@ -27,12 +27,16 @@ class ProcessError(RuntimeError):
 
 
 def _start_time(pid: int) -> str | None:
-    """Field 22 of /proc/PID/stat: the start time in clock ticks since boot; None if gone."""
+    """Field 22 of /proc/PID/stat: the start time in clock ticks since boot; None if gone.
+
+    A zombie (exited, not yet reaped by its parent) counts as gone: it holds no port or memory.
+    """
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    return stat.rsplit(")", 1)[1].split()[19]
+    fields = stat.rsplit(")", 1)[1].split()
+    return None if fields[0] == "Z" else fields[19]
 
 
 @dataclass(frozen=True)

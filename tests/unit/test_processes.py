@@ -1,0 +1,42 @@
+"""PID-file supervision: a stopped or exited process is never reported alive."""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import pytest
+
+from labctl import processes
+
+
+@pytest.fixture(autouse=True)
+def _isolated_state(tmp_path, monkeypatch):
+    monkeypatch.setattr(processes, "PID_DIR", tmp_path / "pids")
+    monkeypatch.setattr(processes, "LOG_DIR", tmp_path / "logs")
+
+
+def test_start_records_the_process_and_stop_ends_it_even_unreaped():
+    process = processes.start("sleeper", [sys.executable, "-c", "import time; time.sleep(60)"])
+    assert process.alive and processes.find("sleeper").pid == process.pid
+    assert processes.stop("sleeper") is True  # from the parent that started it: no reaping race
+    assert not process.alive
+    assert processes.find("sleeper") is None
+
+
+def test_an_exited_child_is_not_alive_before_it_is_reaped():
+    process = processes.start("quick", [sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 10
+    while process.alive and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not process.alive  # a zombie until reaped, but not alive
+    assert processes.stop("quick") is False
+
+
+def test_starting_a_name_twice_is_refused():
+    processes.start("twice", [sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        with pytest.raises(processes.ProcessError, match="already running"):
+            processes.start("twice", [sys.executable, "-c", "pass"])
+    finally:
+        processes.stop("twice")
