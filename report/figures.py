@@ -31,6 +31,7 @@ class Figures:
     courier_429: dict[str, float] = field(default_factory=dict)
     delivery_invocations: dict[str, float] = field(default_factory=dict)
     delivery_errors: dict[str, float] = field(default_factory=dict)
+    throttles_by_function: dict[str, dict[str, float]] = field(default_factory=dict)  # topology -> fn -> n
     source: str = ""
 
 
@@ -54,8 +55,22 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         courier_429=delta("sum by (topology) (lab_apigateway_throttled_total)"),
         delivery_invocations=delta(f'sum by (topology) (lab_lambda_invocations_total{{function_name="{delivery}"}})'),
         delivery_errors=delta(f'sum by (topology) (lab_lambda_errors_total{{function_name="{delivery}"}})'),
+        throttles_by_function=_per_function(prom, "sum by (topology, function_name) (lab_lambda_throttles_total)", start, end),
         source=f"Prometheus {prom.url}",
     )
+
+
+def _per_function(prom: Prometheus, query: str, start: float, end: float) -> dict[str, dict[str, float]]:
+    """A counter's increase per (topology, function): which function the account limit starved."""
+    def values(at: float) -> dict[tuple[str, str], float]:
+        return {(s.labels.get("topology", ""), s.labels.get("function_name", "")): s.points[0][1]
+                for s in prom.instant(query, at) if s.points}
+
+    before, after = values(start), values(end)
+    out: dict[str, dict[str, float]] = {}
+    for (topology, fn), v in after.items():
+        out.setdefault(topology, {})[fn] = max(0.0, v - before.get((topology, fn), 0.0))
+    return out
 
 
 def scrape(url: str, timeout: float = 5.0) -> dict[str, dict[tuple[tuple[str, str], ...], float]]:
@@ -169,5 +184,6 @@ def merge(primary: Figures | None, fallback: Figures | None) -> Figures | None:
     for name in ("lambda_throttles", "courier_429", "delivery_invocations", "delivery_errors"):
         a, b = getattr(primary, name), getattr(fallback, name)
         setattr(out, name, {t: a.get(t, b.get(t, 0.0)) for t in set(a) | set(b)})
+    out.throttles_by_function = primary.throttles_by_function or fallback.throttles_by_function
     return out
 

@@ -140,6 +140,13 @@ def render(data: ReportData) -> str:
               _num(f.delivery_errors.get(n))] for n in names],
         )
 
+        if any(f.throttles_by_function.values()):
+            md += ["Lambda throttles by function (the account limit is shared: a storm in one function "
+                   "throttles the others, the notify handler included):", ""]
+            fns = sorted({fn for per in f.throttles_by_function.values() for fn in per})
+            md += _table(["topology"] + fns,
+                         [[n] + [_num(f.throttles_by_function.get(n, {}).get(fn, 0.0)) for fn in fns] for n in names])
+
     if data.preview is not None:
         p = data.preview
         nfc = data.results.get("no-flow-control")

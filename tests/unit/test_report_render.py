@@ -211,3 +211,12 @@ def test_missing_scrapes_break_the_line():
     assert len(xs) == 6 and math.isnan(xs[3]) and math.isnan(ys[3])
     assert xs[4] == 100 / 60 and ys[4] == 4.0
     assert with_gaps(points[:3], 0.0)[1] == [1.0, 2.0, 3.0]
+
+
+def test_throttles_by_function_table(tmp_path: Path):
+    f = Figures(throttles_by_function={"no-flow-control": {"DeliveryFunction": 40, "NotificationFunction": 7}})
+    data = ReportData(window=window(tmp_path), results={"no-flow-control": result("no-flow-control", 10, 5, 5, 0)}, figures=f)
+    text = render(data)
+    assert "| topology | DeliveryFunction | NotificationFunction |" in text
+    assert "| no-flow-control | 40 | 7 |" in text
+    assert "throttles by function" not in render(ReportData(window=window(tmp_path), results={}, figures=Figures()))
