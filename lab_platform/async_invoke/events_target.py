@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 from localstack.aws.api.lambda_ import InvocationType
 from localstack.services.events import provider
@@ -30,6 +29,7 @@ from localstack.utils.strings import long_uid, to_bytes
 from localstack.utils.xray.trace_header import TraceHeader
 
 from lab_platform import lambda_service
+from lab_platform.workers import ElasticPool
 
 LOG = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def _send_event(fn, self: LambdaTargetSender, event, trace_header) -> None:
 
 
 RULE_WORKERS = 8  # enough to keep up on 2 cores; matching is CPU-bound under the GIL anyway
-_rule_pool: ThreadPoolExecutor | None = None
+_rule_pool: ElasticPool | None = None
 
 
 def _start_worker_thread(fn, method, params=None, name: str | None = None):
@@ -66,9 +66,7 @@ def _start_worker_thread(fn, method, params=None, name: str | None = None):
     if name != "events-process-rules":
         return fn(method, params, name=name)
     if _rule_pool is None:
-        _rule_pool = ThreadPoolExecutor(
-            max_workers=RULE_WORKERS, thread_name_prefix="lab-events-rules"
-        )
+        _rule_pool = ElasticPool(RULE_WORKERS, name="lab-events-rules")
     _rule_pool.submit(_run_logged, method, params)
     return None
 

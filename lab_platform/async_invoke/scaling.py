@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor
 
 from localstack import config
 from localstack.aws.api.lambda_ import TooManyRequestsException
@@ -34,6 +33,7 @@ from localstack.services.lambda_.invocation.event_manager import (
 from localstack.utils.patch import Patches
 
 from lab_platform import settings
+from lab_platform.workers import ElasticPool
 
 LOG = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def _init(fn, self: Poller, version_manager, event_queue_url) -> None:
     size = pool_size(config.LAMBDA_LIMITS_CONCURRENT_EXECUTIONS)
     self.invoker_pool.shutdown(wait=False)  # the default-sized pool never ran anything
     function_id = version_manager.function_version.id
-    self.invoker_pool = ThreadPoolExecutor(
-        max_workers=size,
-        thread_name_prefix=f"lab-async-{function_id.function_name}:{function_id.qualifier}",
+    # not a ThreadPoolExecutor: LocalStack's patch of it walks every thread on each submit
+    self.invoker_pool = ElasticPool(
+        size, name=f"lab-async-{function_id.function_name}:{function_id.qualifier}"
     )
     self._lab_slots = threading.BoundedSemaphore(size)
 

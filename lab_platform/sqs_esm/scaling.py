@@ -23,7 +23,6 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -39,6 +38,7 @@ from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import 
 from localstack.utils.patch import Patches
 
 from lab_platform import lambda_service
+from lab_platform.workers import ElasticPool
 from lab_platform.sqs_esm.concurrency import MAX_CONCURRENCY, ConcurrencyLimit
 
 LOG = logging.getLogger(__name__)
@@ -60,9 +60,7 @@ class Dispatcher:
         self.cond = threading.Condition()
         self.stop = worker._shutdown_event
         self.visibility_timeout = self._visibility_timeout()
-        self.pool = ThreadPoolExecutor(
-            max_workers=self.capacity, thread_name_prefix=f"lab-esm-{worker.uuid[:8]}"
-        )
+        self.pool = ElasticPool(self.capacity, name=f"lab-esm-{worker.uuid[:8]}")
         self._invoke_in_process()
 
     def _visibility_timeout(self) -> float:
