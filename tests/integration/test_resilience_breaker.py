@@ -58,7 +58,9 @@ def handler(event, context):
 
 
 class Courier:
-    """A courier API whose behaviour the test flips: fail (503), slow (1.5 s then 200), ok."""
+    """A courier API whose behaviour the test flips: fail (503), slow (SLOW s then 200), ok."""
+
+    SLOW = 5.0  # wide enough for 5 racing environments to start even on a loaded machine
 
     def __init__(self) -> None:
         self.mode = "fail"
@@ -70,7 +72,7 @@ class Courier:
                 self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 courier.hits.append((time.monotonic(), courier.mode))
                 if courier.mode == "slow":
-                    time.sleep(1.5)
+                    time.sleep(courier.SLOW)
                 code = 503 if courier.mode == "fail" else 200
                 self.send_response(code)
                 self.send_header("Content-Length", "2")
@@ -131,12 +133,18 @@ def test_breaker_opens_probes_once_closes_and_keeps_every_order(localstack, cour
 
     # courier back but slow; after the 3 s timeout, 5 environments race: one probe only
     courier.mode = "slow"
-    time.sleep(3.2)
+    # parked orders come back through the redrive mapping meanwhile: one of those may take the
+    # probe first, so the window opens when the courier turns slow, not when the race starts
     window_start = time.monotonic()
+    time.sleep(3.2)
     with ThreadPoolExecutor(5) as pool:
         results = list(pool.map(lambda _: send("race"), range(5)))
     probes = [h for h in courier.hits if h[0] >= window_start]
-    assert len(probes) == 1, f"expected one half-open probe, courier saw {len(probes)}: {results}"
+    assert probes, "no half-open probe reached the courier"
+    # while the first probe was in flight no other environment called the courier (a later
+    # probe, once the lease is free, is allowed: half-open admits one call at a time)
+    overlapping = [h for h in probes if h[0] < probes[0][0] + Courier.SLOW]
+    assert len(overlapping) == 1, f"{len(overlapping)} concurrent half-open probes: {results}"
     assert sum(r["result"] == "delivered" for r in results) <= 1
     assert all(r["result"] in ("delivered", "parked") for r in results)
 
@@ -159,7 +167,8 @@ def test_breaker_opens_probes_once_closes_and_keeps_every_order(localstack, cour
     text = logs(localstack, name, ACCOUNT)
     # each transition announced once across every environment (the conditional-write winner)
     for label in ("OPEN", "HALF_OPEN", "CLOSED"):
-        assert text.count(f'"message": "CircuitBreaker state: {label}"') == 1, label
+        announced = [line for line in text.splitlines() if "CircuitBreaker state" in line]
+        assert text.count(f'"message": "CircuitBreaker state: {label}"') == 1, announced
         assert f'"state":"{label}"' in text  # EMF CircuitStateChange{state=...}
 
     # status shows it; `off` removes the breaker from the path (failures are not parked any more)

@@ -62,19 +62,23 @@ def body(payload):
 
 
 def test_latency_is_injected_and_counted_with_the_correlation_id(localstack, probe):
-    baseline = min(invoke(localstack, probe, {}, ACCOUNT)[2] for _ in range(3))
     chaos_on(localstack, probe, "--mode", "latency", "--min-ms", "400", "--max-ms", "500")
     try:
         response, payload, elapsed = invoke(localstack, probe, {"correlation_id": "lat-1"}, ACCOUNT)
         assert payload["statusCode"] == 200
-        assert elapsed >= 0.4 and elapsed - baseline >= 0.35
+        assert elapsed >= 0.4
         text = wait_logs(localstack, probe, ACCOUNT, '"correlation_id": "lat-1"')
-        assert '"fault_mode": "latency"' in text
+        line = next(json.loads(x) for x in text.splitlines() if '"correlation_id": "lat-1"' in x)
+        assert line["fault_mode"] == "latency" and 400 <= line["latency_ms"] <= 500
         assert '"FaultInjected"' in text and '"mode":"latency"' in text
     finally:
         chaos_off(localstack, probe)
-    _, _, after = invoke(localstack, probe, {}, ACCOUNT)
-    assert after < 0.4  # reverted without a redeploy
+    # reverted without a redeploy: the next invocation is not delayed (judged by the function's
+    # own log, not by wall time, which a loaded machine stretches)
+    response, _, _ = invoke(localstack, probe, {"correlation_id": "after-1"}, ACCOUNT)
+    request_id = response["ResponseMetadata"]["RequestId"]
+    text = wait_logs(localstack, probe, ACCOUNT, f"END RequestId: {request_id}")
+    assert '"correlation_id": "after-1"' not in text
 
 
 def test_exception_mode_fails_the_invocation_as_an_injected_fault(localstack, probe):
@@ -95,7 +99,7 @@ def test_timeout_mode_makes_the_platform_time_the_function_out(localstack, probe
         response, payload, elapsed = invoke(localstack, probe, {}, ACCOUNT)
         assert response.get("FunctionError")
         assert "timed out" in json.dumps(payload).lower()
-        assert 2.5 <= elapsed < 10
+        assert 2.5 <= elapsed < 30  # at least the 3 s timeout; a loaded machine adds the rest
     finally:
         chaos_off(localstack, probe)
 
