@@ -6,6 +6,7 @@ table, the queues), read in its account, so each number can be traced to records
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -93,7 +94,10 @@ def collect(
     now = time.time() if now is None else now
     logs = client_for(topology, "logs")
     # Deliveries go on after the load stops (retries, the queue draining): read up to now.
-    lines = fetch_all(logs, topology.log_groups, int((window.start - 60) * 1000), int(now * 1000) + 1000)
+    lines = fetch_all(
+        logs, topology.log_groups, int((window.start - 60) * 1000), int(now * 1000) + 1000,
+        progress=lambda m: print(f"report: {topology.name}: {m}", file=sys.stderr, flush=True),
+    )
     notify = run_lines(lines, window)
     idx_notify = index_statuses(notify)
     started = idx_notify.get("notification", "START")
