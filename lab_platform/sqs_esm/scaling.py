@@ -38,8 +38,8 @@ from localstack.services.lambda_.event_source_mapping.pollers.sqs_poller import 
 from localstack.utils.patch import Patches
 
 from lab_platform import lambda_service
-from lab_platform.workers import ElasticPool
 from lab_platform.sqs_esm.concurrency import MAX_CONCURRENCY, ConcurrencyLimit
+from lab_platform.workers import ElasticPool
 
 LOG = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ class Dispatcher:
         self.stop = worker._shutdown_event
         self.visibility_timeout = self._visibility_timeout()
         self.pool = ElasticPool(self.capacity, name=f"lab-esm-{worker.uuid[:8]}")
+        self._batch = threading.local()  # per worker thread: the batch it runs
         self._invoke_in_process()
+        self._free_slot_after_invoke()
 
     def _visibility_timeout(self) -> float:
         try:
@@ -79,6 +81,35 @@ class Dispatcher:
         sender = getattr(self.poller.processor, "sender", None)
         if sender is not None and lambda_service.current() is not None:
             sender.target_client = lambda_service.InProcessLambdaClient()
+
+    def _free_slot_after_invoke(self) -> None:
+        # MaximumConcurrency bounds concurrent invocations: a batch's slot is free once its
+        # invocation returned, while LocalStack still deletes its messages (an HTTP call).
+        processor = self.poller.processor
+        original = getattr(processor, "_lab_original", processor.process_events_batch)
+        processor._lab_original = original
+
+        def process_events_batch(events: Any) -> None:
+            try:
+                original(events)
+            except Exception as error:
+                if not is_throttle(error):  # a throttled batch keeps its slot while it retries
+                    self._release_slot(early=True)
+                raise
+            self._release_slot(early=True)
+
+        processor.process_events_batch = process_events_batch
+
+    def _release_slot(self, early: bool = False) -> None:
+        """Free the calling worker's batch slot, once (`early`: right after the invocation,
+        not for FIFO batches, whose message groups are invoked one after the other)."""
+        if early and not getattr(self._batch, "early", False):
+            return
+        if getattr(self._batch, "holds_slot", False):
+            self._batch.holds_slot = False
+            with self.cond:
+                self.in_flight -= 1
+                self.cond.notify_all()
 
     def run(self) -> None:
         try:
@@ -117,11 +148,13 @@ class Dispatcher:
         return response.get("Messages") or []
 
     def _run_batch(self, messages: list[dict[str, Any]], received_at: float) -> None:
+        self._batch.holds_slot, self._batch.early = True, False
         try:
             if self.poller.is_fifo_queue:
                 chunks = list(split_by_message_group_id(messages).values())
             else:
                 chunks = [messages]
+                self._batch.early = True
             for chunk in chunks:
                 self._handle_with_throttle_retries(chunk, received_at)
         except Exception as error:  # noqa: BLE001 - the batch reappears after its visibility timeout
@@ -129,9 +162,7 @@ class Dispatcher:
                 "ESM %s: batch of %d not processed: %s", self.worker.uuid, len(messages), error
             )
         finally:
-            with self.cond:
-                self.in_flight -= 1
-                self.cond.notify_all()
+            self._release_slot()
 
     def _handle_with_throttle_retries(
         self, messages: list[dict[str, Any]], received_at: float
