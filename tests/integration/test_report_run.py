@@ -137,7 +137,9 @@ def test_report_ledger_and_story_on_a_real_run(lab, tmp_path: Path):
         assert set().union(*ledger.buckets.values()) == expected_accepted
         assert ledger.buckets["delivered"] == set(ids)
         assert set(ids) <= r.completed
-        assert r.latency.count == len(ids) and 0 < r.latency.p50 <= r.latency.p99 < 60
+        # one latency per delivered order, each within the time this test has been running
+        assert r.latency.count == len(ids)
+        assert 0 < r.latency.p50 <= r.latency.p95 <= r.latency.p99 <= r.latency.max < time.time() - start
     fc_ledger = data.results["flow-control"].ledger
     assert fc_ledger.lost_decidable
     assert fc_ledger.buckets["lost"] == {lost_id}
