@@ -112,23 +112,29 @@ class Dispatcher:
                 self.cond.notify_all()
 
     def run(self) -> None:
+        # One batch is received ahead (as AWS pollers poll ahead): when a slot frees, the next
+        # batch starts without waiting for a ReceiveMessage round trip.
+        ahead: list[dict[str, Any]] = []
+        received_at = 0.0  # their visibility timeout runs from here
         try:
             while not self.stop.is_set():
+                if not ahead:
+                    received_at = time.monotonic()
+                    ahead = self._receive()
+                    if not ahead:
+                        with self.cond:
+                            if self.in_flight == 0:
+                                self.limit.drained()
+                        continue
+                    self.limit.saw_messages()
                 with self.cond:
                     while self.in_flight >= self.limit.allowed() and not self.stop.is_set():
                         self.cond.wait(0.5)
-                if self.stop.is_set():
-                    break
-                messages = self._receive()
-                if not messages:
-                    with self.cond:
-                        if self.in_flight == 0:
-                            self.limit.drained()
-                    continue
-                self.limit.saw_messages()
-                with self.cond:
+                    if self.stop.is_set():
+                        break  # the batch received ahead reappears after its visibility timeout
                     self.in_flight += 1
-                self.pool.submit(self._run_batch, messages, time.monotonic())
+                self.pool.submit(self._run_batch, ahead, received_at)
+                ahead = []
         finally:
             self.pool.shutdown(wait=False)
 
