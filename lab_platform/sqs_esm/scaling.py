@@ -11,8 +11,8 @@ LocalStack 4.14: one poller thread per mapping handles one batch at a time (a sy
 then sleeps `LAMBDA_EVENT_SOURCE_MAPPING_POLL_INTERVAL_SEC` (1 s), backing off up to 10 s when the
 queue was empty: 30 messages of 3 s took 92 s at a concurrency of 1; MaximumConcurrency ignored.
 Here: `SqsPoller.poll_events`, when called from an ESM worker, becomes a dispatcher that runs until
-the worker stops: it receives a batch whenever fewer than the allowed batches are in flight and
-hands it to a worker thread, which runs LocalStack's own `handle_messages` (filtering, invoke,
+the worker stops: it receives one batch ahead, starts it as soon as fewer than the allowed batches
+are in flight (a slot frees when an invocation returns) and hands it to a worker thread, which runs LocalStack's own `handle_messages` (filtering, invoke,
 partial batch failures, deletes). The batch is invoked with `LambdaService.invoke` in process (the
 call the Invoke API makes after parsing) instead of an HTTP request to LocalStack's own gateway.
 Pipes keep LocalStack's poller.
