@@ -4,7 +4,8 @@ LocalStack 4.14's `load_service` builds a new botocore `ServiceModel` on every c
 moto fall-through (`create_aws_request_context`, used by SSM, Secrets Manager, IAM, STS and the
 lab's DynamoDB) calls it for every request. An error answer then walks every shape of that fresh
 model again to find the error's shape: under the lab's load, SSM ParameterNotFound answers alone
-held the GIL 12% of the time (py-spy --gil). Service models are read-only descriptions, so one per
+held the GIL 12% of the time (py-spy --gil), and one cost LocalStack 22.6 ms of CPU against 8.0 ms
+with this cache (200 calls each). Service models are read-only descriptions, so one per
 (service, version, protocol) serves every request. `LAB_PATCH_SERVICE_MODEL_CACHE=0` turns it off.
 """
 
