@@ -234,6 +234,24 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
             ((None, GREEN), (10, ORANGE), (60, RED)),
         ),
         PanelSpec(
+            "circuit-breaker", "Circuit breaker transitions",
+            "CLOSED / OPEN / HALF_OPEN transitions of the delivery function's circuit breaker per "
+            "minute (EMF CircuitStateChange by state; `make chaos` or `python -m resilience.breaker "
+            "on` to see it move). 0 while the breaker is off or steady.", "short",
+            (Query(_zero_if_none(
+                "sum by (state) (increase(emf_circuit_state_change_total{{sel}}[1m]))",
+                delivery_inv), "{{state}}"),),
+            ((None, GREEN), (1, ORANGE), (3, RED)),
+        ),
+        PanelSpec(
+            "faults-injected", "Faults injected",
+            "Faults injected on purpose per second, by mode (EMF FaultInjected): tells an "
+            "experiment's failures from real ones. 0 while no fault is on.", "reqps",
+            (Query(_zero_if_none(_rate("emf_fault_injected_total", by="mode"), invocations_by_fn),
+                   "{{mode}}"),),
+            ((None, GREEN), (0.1, ORANGE)),
+        ),
+        PanelSpec(
             "locust", "Locust: requests/s, failures/s and target",
             "What the load generator did to the notify API: the profile's target arrival rate, "
             "requests started (held at the target whatever the response time), requests "
