@@ -28,9 +28,6 @@ def _apply(toggle: str, build: Callable[[], Patches]) -> None:
 
 @hooks.on_infra_start()
 def lab_metrics() -> None:
-    from lab_platform import runtime_tuning
-
-    runtime_tuning.apply()
     from lab_platform.metrics import (
         apigateway_hooks,
         collectors,

@@ -61,13 +61,3 @@ def test_a_failing_task_does_not_kill_its_worker():
     assert ok.wait(2)
     pool.shutdown()
 
-
-def test_gc_threshold_setting_is_validated():
-    from lab_platform.runtime_tuning import parse_threshold
-
-    assert parse_threshold("100000,50,1000") == (100000, 50, 1000)
-    assert parse_threshold("5000") == (5000,)
-    with pytest.raises(ValueError, match="expected up to 3 integers"):
-        parse_threshold("lots")
-    with pytest.raises(ValueError, match="expected up to 3 integers"):
-        parse_threshold("1,2,3,4")
