@@ -8,7 +8,7 @@ import time
 import pytest
 
 from resilience import chaos
-from tests.integration.resilience_support import deploy, invoke, wait_logs
+from tests.integration.resilience_support import deploy, invoke, logs, wait_logs
 
 pytestmark = pytest.mark.integration
 
@@ -156,9 +156,16 @@ def test_rate_match_rules_and_several_modes_in_order(localstack, probe):
                                                "correlation_id": "order-vip"}, ACCOUNT)
         _, plain, _ = invoke(localstack, probe, {"body": json.dumps({"customer": "bob"})}, ACCOUNT)
         assert vip["statusCode"] == 418 and plain["statusCode"] == 200
-        text = wait_logs(localstack, probe, ACCOUNT, "injected status_code")
-        lines = [json.loads(line) for line in text.splitlines()
-                 if line.startswith("{") and '"correlation_id": "order-vip"' in line]
+        # wait for this order's own lines: earlier tests wrote "injected status_code" too, and
+        # CloudWatch Logs receives an invocation's lines a moment after it returns
+        deadline = time.monotonic() + 15
+        while True:
+            text = logs(localstack, probe, ACCOUNT)
+            lines = [json.loads(line) for line in text.splitlines()
+                     if line.startswith("{") and '"correlation_id": "order-vip"' in line]
+            if len(lines) >= 2 or time.monotonic() > deadline:
+                break
+            time.sleep(0.3)
         assert [line["fault_mode"] for line in lines] == ["latency", "status_code"]
     finally:
         chaos_off(localstack, probe)
