@@ -77,5 +77,6 @@ def log_group(function_name: str) -> str:
 
 
 def api_url(localstack_url: str, api_id: str, path: str) -> str:
-    """LocalStack's path form of an API URL (the execute-api host form needs DNS we lack)."""
-    return f"{localstack_url.rstrip('/')}/restapis/{api_id}/{STAGE}/_user_request_/{path.lstrip('/')}"
+    """LocalStack's path form of an API URL: the execute-api host form needs DNS we lack, and the
+    older `/restapis/{id}/{stage}/_user_request_/` form logs a deprecation warning per request."""
+    return f"{localstack_url.rstrip('/')}/_aws/execute-api/{api_id}/{STAGE}/{path.lstrip('/')}"

@@ -87,3 +87,17 @@ def lab_keepalive_sweeper() -> None:
     from lab_platform import keepalive
 
     _apply("LAB_PATCH_KEEPALIVE_SWEEPER", keepalive.patches)
+
+
+@hooks.on_infra_start()
+def lab_request_cost() -> None:
+    from lab_platform import request_cost
+
+    _apply("LAB_PATCH_REQUEST_COST", request_cost.patches)
+
+
+@hooks.on_infra_start()
+def lab_cloudwatch_batch() -> None:
+    from lab_platform import cloudwatch_store
+
+    _apply("LAB_PATCH_CLOUDWATCH_BATCH", cloudwatch_store.patches)

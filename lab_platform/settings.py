@@ -20,6 +20,8 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_EMF": "Embedded Metric Format extraction from logs",
     "LAB_PATCH_METRICS": "platform metrics at /_lab/metrics",
     "LAB_PATCH_KEEPALIVE_SWEEPER": "idle environments expire via one sweeper thread",
+    "LAB_PATCH_REQUEST_COST": "no Twisted form parsing, cached moto method lists",
+    "LAB_PATCH_CLOUDWATCH_BATCH": "one SQLite transaction per PutMetricData call",
 }
 
 

@@ -34,6 +34,9 @@ def localstack_environment(settings: Settings, state_dir: Path, port: int) -> di
             "DNS_ADDRESS": "0",
             "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR", "process"),
             "PROVIDER_OVERRIDE_DYNAMODB": settings.get("PROVIDER_OVERRIDE_DYNAMODB", "lab_moto"),
+            "LOG_LEVEL_OVERRIDES": settings.get("LOG_LEVEL_OVERRIDES", ""),
+            "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
+            "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
             "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
         }
     )

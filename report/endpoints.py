@@ -35,10 +35,12 @@ class Topology:
 
     @property
     def courier_api_id(self) -> str | None:
-        """The REST API id inside the path-form URL `/restapis/{id}/{stage}/_user_request_/...`."""
+        """The REST API id inside a path-form URL: `/_aws/execute-api/{id}/{stage}/...`, or the
+        older `/restapis/{id}/{stage}/_user_request_/...` of endpoints files written before."""
         parts = self.courier_url.split("/")
-        if "restapis" in parts and parts.index("restapis") + 1 < len(parts):
-            return parts[parts.index("restapis") + 1]
+        for marker in ("execute-api", "restapis"):
+            if marker in parts and parts.index(marker) + 1 < len(parts):
+                return parts[parts.index(marker) + 1]
         return None
 
     def log_group(self, role: str) -> str:

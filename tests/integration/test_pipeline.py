@@ -306,7 +306,7 @@ def test_each_topology_is_configured_as_the_seed(localstack, lab):
         plan = client(localstack, topo, "apigateway").get_usage_plans()["items"][0]
         assert plan["throttle"] == {"burstLimit": 10, "rateLimit": 10.0}
         ssm = client(localstack, topo, "ssm").get_parameter(Name=topo["endpoint_parameter"])["Parameter"]["Value"]
-        assert ssm.endswith(topo["courier_url"].split("/restapis/", 1)[1])
+        assert ssm.endswith(topo["courier_url"].split("/_aws/execute-api/", 1)[1])
 
     on_failure_arn = client(localstack, nfc, "sqs").get_queue_attributes(
         QueueUrl=nfc["queues"]["on_failure"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]

@@ -17,7 +17,7 @@ import responses
 from moto import mock_aws
 
 APP = Path(__file__).resolve().parents[2] / "lambdas" / "delivery" / "app.py"
-COURIER = "http://courier.test/restapis/abc/Prod/_user_request_/slow"
+COURIER = "http://courier.test/_aws/execute-api/abc/Prod/slow"
 
 
 @pytest.fixture

@@ -143,7 +143,7 @@ def test_endpoints_contract_and_errors(tmp_path: Path):
         "localstack_url": "http://127.0.0.1:4566/", "prometheus_url": "http://127.0.0.1:9090",
         "topologies": {"flow-control": {
             "account": "222222222222", "region": "us-east-1",
-            "courier_url": "http://127.0.0.1:4566/restapis/abc123/prod/_user_request_/slow",
+            "courier_url": "http://127.0.0.1:4566/_aws/execute-api/abc123/prod/slow",
             "queues": {"delivery": "http://x/222222222222/delivery-queue", "dlq": "http://x/222222222222/dlq"},
         }},
     }))
