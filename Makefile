@@ -3,6 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 PROFILE ?= seed
 TOPOLOGY ?= both
+EXPERIMENT_PROFILE ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help venv up down status test test-unit bench load load-ui report story experiment \
@@ -54,8 +55,8 @@ report: venv ## write reports/<run>/report.md with plots and the order ledger
 story: venv ## print one order's story: make story ID=<correlation_id>
 	@$(PY) -m report story "$(ID)"
 
-experiment: venv ## smoke load on both topologies, drain, report; fails if the article is not reproduced
-	@$(PY) -m report experiment
+experiment: venv ## smoke load on both topologies, drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min)
+	@$(PY) -m report experiment --profile $(EXPERIMENT_PROFILE)
 
 chaos: venv ## failure injection: make chaos ARGS="on --function delivery --mode latency ..." | ARGS=status
 	@$(PY) -m resilience.chaos $(ARGS)

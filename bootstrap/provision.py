@@ -243,6 +243,7 @@ def provision_topology(
     return {
         "account": topo.account,
         "region": c.region,
+        "localstack_url": public_url,
         "notify_url": t.api_url(public_url, notify_api, "notify"),
         "courier_url": t.api_url(public_url, courier_api, "slow"),
         "api_key_secret": t.API_KEY_SECRET,
@@ -269,20 +270,21 @@ def provision_all(
     endpoints_file: Path | None = ENDPOINTS_FILE,
     progress: Progress | None = None,
     topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
+    urls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     """Package the functions, provision every topology, write and return endpoints.json's content.
 
-    `endpoints_file=None` skips writing (tests use their own LocalStack and must not overwrite
-    the running lab's file).
+    `urls` maps a topology to its own LocalStack (one process per topology, labctl); a topology
+    not in it, or `urls=None`, is provisioned on `localstack_url`. `endpoints_file=None` skips
+    writing (tests use their own LocalStack and must not overwrite the running lab's file).
     """
     p = progress or Progress()
     localstack_url = localstack_url.rstrip("/")
+    urls = {name: url.rstrip("/") for name, url in (urls or {}).items()}
     courier_profile = settings.get("LAB_COURIER_PROFILE", "seed")
     if courier_profile not in COURIER_PROFILES:
         raise ProvisioningError(f"LAB_COURIER_PROFILE={courier_profile!r}: use one of {', '.join(COURIER_PROFILES)}")
     expected_limit = settings.integer("LAB_ACCOUNT_CONCURRENCY", 1) if "LAB_ACCOUNT_CONCURRENCY" in settings.values else None
-    function_url = function_side_url(localstack_url, settings)
-    p.say(f"bootstrap: LocalStack {localstack_url} (functions reach it at {function_url})")
     p.say("packaging functions")
     packages = build_all(p)
     endpoints: dict[str, Any] = {
@@ -292,9 +294,12 @@ def provision_all(
         "topologies": {},
     }
     for topo in topologies:
-        c = Clients(localstack_url, topo.account)
+        url = urls.get(topo.name, localstack_url)
+        function_url = function_side_url(url, settings)
+        p.say(f"bootstrap: [{topo.name}] LocalStack {url} (functions reach it at {function_url})")
+        c = Clients(url, topo.account)
         endpoints["topologies"][topo.name] = provision_topology(
-            c, topo, packages, p, function_url=function_url, public_url=localstack_url,
+            c, topo, packages, p, function_url=function_url, public_url=url,
             courier_profile=courier_profile,
         )
         check_account_concurrency(c, p, topo.name, expected_limit)

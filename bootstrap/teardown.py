@@ -108,12 +108,15 @@ def teardown_all(
     endpoints_file: Path | None = ENDPOINTS_FILE,
     progress: Progress | None = None,
     topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
+    urls: dict[str, str] | None = None,
 ) -> None:
+    """Remove what `provision_all` made; `urls` as there (topology -> its own LocalStack)."""
     p = progress or Progress()
-    localstack_info(localstack_url)
-    p.say(f"teardown: LocalStack {localstack_url.rstrip('/')}")
     for topo in topologies:
-        teardown_topology(Clients(localstack_url.rstrip("/"), topo.account), topo, p)
+        url = (urls or {}).get(topo.name, localstack_url).rstrip("/")
+        localstack_info(url)
+        p.say(f"teardown: [{topo.name}] LocalStack {url}")
+        teardown_topology(Clients(url, topo.account), topo, p)
     if endpoints_file is not None and endpoints_file.exists():
         endpoints_file.unlink()
         p.say(f"removed {endpoints_file}")

@@ -19,8 +19,8 @@ from labctl import localstack_host, mode, processes
 from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
 ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
-PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT", "LAB_GRAFANA_PORT", "LAB_LOCUST_PORT",
-             "LAB_LOCUST_METRICS_PORT")
+PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_LOCALSTACK_FLOW_CONTROL_PORT", "LAB_PROMETHEUS_PORT",
+             "LAB_GRAFANA_PORT", "LAB_LOCUST_PORT", "LAB_LOCUST_METRICS_PORT")
 
 
 def shown(path) -> str:
@@ -54,9 +54,12 @@ def _check_ports_free(settings: Settings, keys: tuple[str, ...]) -> None:
 def up_host(settings: Settings) -> None:
     from labctl import prometheus_host
 
-    _check_ports_free(settings, ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT"))
-    step(f"starting LocalStack 4.14.0 on {settings.localstack_url} (host mode, process runtime executor)")
-    localstack_host.start(settings)
+    instances = settings.localstack_instances()
+    _check_ports_free(settings, (*instances.values(), "LAB_PROMETHEUS_PORT"))
+    urls = ", ".join(f"http://127.0.0.1:{settings.port(key)}" for key in instances.values())
+    each = " (one per topology)" if len(instances) > 1 else ""
+    step(f"starting LocalStack 4.14.0 on {urls}{each} (host mode, process runtime executor)")
+    localstack_host.start_all(settings)
     step(f"starting Prometheus on {settings.prometheus_url}")
     if not shutil.which("prometheus"):
         # Debian's package, installed by the project's own script where it can (root + apt)
@@ -77,13 +80,17 @@ def bootstrap(settings: Settings) -> dict:
     from bootstrap.provision import provision_all
 
     step("provisioning both topologies (bootstrap)")
-    return provision_all(settings.localstack_url, settings)
+    return provision_all(settings.localstack_url, settings, urls=settings.localstack_urls())
 
 
 def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: float) -> None:
     print()
     print(f"The lab is up ({lab_mode} mode) after {seconds:.0f} s.")
-    print(f"  LocalStack   {settings.localstack_url}   platform metrics {settings.localstack_url}/_lab/metrics")
+    hosted: dict[str, list[str]] = {}
+    for topology, url in settings.localstack_urls().items():
+        hosted.setdefault(url, []).append(topology)
+    for url, topologies in hosted.items():
+        print(f"  LocalStack   {url}   ({', '.join(topologies)})   platform metrics {url}/_lab/metrics")
     print(f"  Prometheus   {settings.prometheus_url}")
     if lab_mode == "docker":
         print(f"  Grafana      {settings.grafana_url}   (anonymous viewer; home dashboard: the comparison)")
@@ -127,7 +134,7 @@ def cmd_down(_: argparse.Namespace) -> int:
         subprocess.run([*mode.compose_command(), "down", "--remove-orphans"], cwd=REPO_ROOT, check=False)
     stopped = []
     # reverse start order: Locust and Prometheus before LocalStack
-    for process in sorted(processes.managed(), key=lambda p: p.name == "localstack"):
+    for process in sorted(processes.managed(), key=lambda p: p.name.startswith("localstack")):
         if processes.stop(process.name):
             stopped.append(f"{process.name} (pid {process.pid})")
     step("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
@@ -147,11 +154,12 @@ def cmd_status(_: argparse.Namespace) -> int:
         state = "running" if process.alive else "dead"
         print(f"  {process.name:12} pid {process.pid:<8} {state:8} log {process.log_file}")
     if lab_mode:
-        try:
-            services = localstack_host.health(settings.localstack_url)["services"]
-            print(f"  LocalStack {settings.localstack_url}: lambda {services.get('lambda')}")
-        except OSError:
-            print(f"  LocalStack {settings.localstack_url}: not answering")
+        for url in sorted(set(settings.localstack_urls().values())):
+            try:
+                services = localstack_host.health(url)["services"]
+                print(f"  LocalStack {url}: lambda {services.get('lambda')}")
+            except OSError:
+                print(f"  LocalStack {url}: not answering")
     if ENDPOINTS_FILE.exists():
         topologies = json.loads(ENDPOINTS_FILE.read_text()).get("topologies", {})
         for name, topo in topologies.items():

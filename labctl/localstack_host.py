@@ -53,13 +53,24 @@ def is_ready(url: str) -> bool:
     return services.get("lambda") in ("available", "running")
 
 
-def start(settings: Settings, name: str = "localstack", timeout: float = 90.0) -> processes.ManagedProcess:
-    port = settings.port("LAB_LOCALSTACK_PORT")
+def launch(settings: Settings, name: str = "localstack", port_key: str = "LAB_LOCALSTACK_PORT") -> tuple[processes.ManagedProcess, str]:
+    """Start one LocalStack in the background; its state in .lab/NAME/. Returns it and its URL."""
+    port = settings.port(port_key)
     state_dir = STATE_DIR / name
     state_dir.mkdir(parents=True, exist_ok=True)
     env = localstack_environment(settings, state_dir, port)
     process = processes.start(name, [sys.executable, "-m", "localstack.runtime.main"], env=env)
-    url = f"http://127.0.0.1:{port}"
+    return process, f"http://127.0.0.1:{port}"
+
+
+def wait_ready(process: processes.ManagedProcess, url: str, timeout: float = 90.0) -> None:
     waited = processes.wait_until(lambda: is_ready(url), f"LocalStack on {url}", timeout, process)
-    print(f"  LocalStack 4.14.0 healthy after {waited:.1f} s (log: {process.log_file})", flush=True)
-    return process
+    print(f"  LocalStack 4.14.0 on {url} healthy after {waited:.1f} s (log: {process.log_file})", flush=True)
+
+
+def start_all(settings: Settings, timeout: float = 90.0) -> list[processes.ManagedProcess]:
+    """Every LocalStack of the lab (one per topology by default), started together."""
+    started = [launch(settings, name, key) for name, key in settings.localstack_instances().items()]
+    for process, url in started:
+        wait_ready(process, url, timeout)
+    return [process for process, _ in started]

@@ -46,7 +46,8 @@ def render_config(targets: dict[str, list[str]], template: Path = CONFIG_TEMPLAT
 
 def host_targets(settings: Settings) -> dict[str, list[str]]:
     return {
-        "localstack": [f"127.0.0.1:{settings.port('LAB_LOCALSTACK_PORT')}"],
+        # each LocalStack exports only its own topology's account, so no series is doubled
+        "localstack": [f"127.0.0.1:{settings.port(key)}" for key in settings.localstack_instances().values()],
         "locust": [f"127.0.0.1:{settings.port('LAB_LOCUST_METRICS_PORT')}"],
     }
 

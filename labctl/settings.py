@@ -16,6 +16,10 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("LAB_STATE_DIR") or REPO_ROOT / ".lab").resolve()
 
 
+# process name -> port setting, one LocalStack per topology (no-flow-control first)
+LOCALSTACK_INSTANCES = {"localstack": "LAB_LOCALSTACK_PORT", "localstack-flow-control": "LAB_LOCALSTACK_FLOW_CONTROL_PORT"}
+
+
 class SettingsError(ValueError):
     """A setting is missing or malformed; the message says what to do."""
 
@@ -70,7 +74,30 @@ class Settings:
 
     @property
     def localstack_url(self) -> str:
+        """The first (no-flow-control) LocalStack: health, status and single-instance tools."""
         return f"http://127.0.0.1:{self.port('LAB_LOCALSTACK_PORT')}"
+
+    @property
+    def localstack_per_topology(self) -> bool:
+        """One LocalStack process per topology (default), else both in one.
+
+        LocalStack serves every request of a process under one GIL: a retry storm in one
+        topology then slows the other's API too. Two processes keep them apart, and use two cores.
+        """
+        return self.get("LAB_LOCALSTACK_PER_TOPOLOGY", "1").strip().lower() not in ("0", "false", "no", "off")
+
+    def localstack_instances(self) -> dict[str, str]:
+        """Process name -> the port setting of each LocalStack the lab runs."""
+        if self.localstack_per_topology:
+            return dict(LOCALSTACK_INSTANCES)
+        return {"localstack": "LAB_LOCALSTACK_PORT"}
+
+    def localstack_urls(self) -> dict[str, str]:
+        """Topology -> the URL of the LocalStack that hosts it."""
+        port_key = {"no-flow-control": "LAB_LOCALSTACK_PORT", "flow-control": "LAB_LOCALSTACK_FLOW_CONTROL_PORT"}
+        if not self.localstack_per_topology:
+            port_key = dict.fromkeys(port_key, "LAB_LOCALSTACK_PORT")
+        return {topology: f"http://127.0.0.1:{self.port(key)}" for topology, key in port_key.items()}
 
     @property
     def prometheus_url(self) -> str:

@@ -21,7 +21,7 @@ def client(endpoints: Endpoints, topology: Topology, service: str, read_timeout:
     """A boto3 client in the topology's emulated account (LocalStack maps the access key to it)."""
     return boto3.client(
         service,
-        endpoint_url=endpoints.localstack_url,
+        endpoint_url=topology.localstack_url or endpoints.localstack_url,
         region_name=topology.region,
         aws_access_key_id=topology.account,
         aws_secret_access_key="test",

@@ -32,6 +32,7 @@ class Topology:
     functions: dict[str, str]  # role (notification, delivery, courier) -> function name
     log_groups: dict[str, str]  # role -> log group name
     deliveries_table: str
+    localstack_url: str = ""  # the LocalStack hosting this topology (one per topology by default)
 
     @property
     def courier_api_id(self) -> str | None:
@@ -58,13 +59,19 @@ class Endpoints:
     grafana_url: str | None
     topologies: dict[str, Topology]
 
+    @property
+    def localstack_urls(self) -> list[str]:
+        """Every LocalStack of the lab, once each (one per topology by default)."""
+        urls = [t.localstack_url or self.localstack_url for t in self.topologies.values()] or [self.localstack_url]
+        return list(dict.fromkeys(urls))
+
     def topology(self, name: str) -> Topology:
         if name not in self.topologies:
             raise LabNotUp(f"topology {name!r} is not in {ENDPOINTS_FILE}: known {sorted(self.topologies)}")
         return self.topologies[name]
 
 
-def _topology(name: str, raw: dict[str, Any]) -> Topology:
+def _topology(name: str, raw: dict[str, Any], default_url: str = "") -> Topology:
     functions = {
         "notification": "NotificationFunction",
         "delivery": "DeliveryFunction",
@@ -83,17 +90,19 @@ def _topology(name: str, raw: dict[str, Any]) -> Topology:
         functions=functions,
         log_groups=log_groups,
         deliveries_table=raw.get("deliveries_table", "CourierDeliveries"),
+        localstack_url=(raw.get("localstack_url") or default_url).rstrip("/"),
     )
 
 
 def parse(data: dict[str, Any]) -> Endpoints:
     if not isinstance(data, dict) or "topologies" not in data or "localstack_url" not in data:
         raise LabNotUp("endpoints file has no localstack_url/topologies: run `make up` again")
+    default_url = data["localstack_url"].rstrip("/")
     return Endpoints(
-        localstack_url=data["localstack_url"].rstrip("/"),
+        localstack_url=default_url,
         prometheus_url=(data.get("prometheus_url") or None),
         grafana_url=(data.get("grafana_url") or None),
-        topologies={n: _topology(n, t) for n, t in data["topologies"].items()},
+        topologies={n: _topology(n, t, default_url) for n, t in data["topologies"].items()},
     )
 
 

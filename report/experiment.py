@@ -190,7 +190,7 @@ def experiment(
         # (measured: on a saturated 2-core machine the smoke backlog took 3x the predicted time)
         drain_timeout = max(900.0, 3 * (predicted_drain or 0) + 330 + 120)
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
-    sampler = PlatformSampler(endpoints.localstack_url, delivery).start()
+    sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
     drainer = None
     try:
         _wait_first_sample(sampler)
@@ -206,7 +206,7 @@ def experiment(
     finally:
         figures = sampler.stop()
     if sampler.samples == 0:
-        say(f"no sample of {endpoints.localstack_url}/_lab/metrics ({sampler.last_error}): concurrency unmeasured")
+        say(f"no sample of /_lab/metrics at {', '.join(endpoints.localstack_urls)} ({sampler.last_error}): concurrency unmeasured")
     window = from_folder(folder)
     path, data = build_mod.build(
         endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from

@@ -98,11 +98,13 @@ def _by_topology(samples: dict[tuple[tuple[str, str], ...], float], **match: str
 class PlatformSampler:
     """Polls `/_lab/metrics` in a thread: peaks (gauges) and first/last counters per topology."""
 
-    def __init__(self, url: str, delivery_function: str, interval: float = 2.0) -> None:
-        self.url = url
+    def __init__(self, urls: str | list[str], delivery_function: str, interval: float = 2.0) -> None:
+        # one LocalStack per topology by default; each exports only its own accounts' series
+        self.urls = [urls] if isinstance(urls, str) else list(urls)
         self.delivery = delivery_function
         self.interval = interval
-        self.figures = Figures(source=f"{url}/_lab/metrics sampled every {interval:g} s")
+        where = ", ".join(f"{u}/_lab/metrics" for u in self.urls)
+        self.figures = Figures(source=f"{where} sampled every {interval:g} s")
         self._first: dict[str, dict[str, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="lab-metrics-sampler", daemon=True)
@@ -131,7 +133,10 @@ class PlatformSampler:
             self._stop.wait(self.interval)
 
     def sample_once(self) -> None:
-        m = scrape(self.url)
+        m: dict[str, dict] = {}
+        for url in self.urls:
+            for name, series in scrape(url).items():
+                m.setdefault(name, {}).update(series)
         f = self.figures
         gauges = {
             "peak_account_concurrency": _by_topology(m.get("lab_lambda_account_concurrent_executions", {})),

@@ -47,6 +47,7 @@ class Topology:
     functions: dict[str, str] = field(default_factory=lambda: dict(FUNCTIONS))
     notify_url: str | None = None
     queues: dict[str, str] = field(default_factory=dict)
+    localstack_url: str | None = None  # its own LocalStack; None: the lab's
 
     def function(self, name: str) -> str:
         """Role (`delivery`), alias (`slow_api`) or a function name as is (the CLIs also serve
@@ -79,7 +80,7 @@ class Lab:
         """A boto3 client in the topology's account (LocalStack maps the access key to it)."""
         return boto3.client(
             service,
-            endpoint_url=self.localstack_url,
+            endpoint_url=topology.localstack_url or self.localstack_url,
             region_name=topology.region,
             aws_access_key_id=topology.account,
             aws_secret_access_key="test",
@@ -104,6 +105,8 @@ def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
         f"http://127.0.0.1:{settings.get('LAB_PROMETHEUS_PORT', '9090')}"
     )
     raw_topologies = data.get("topologies") or {}
+    # an explicit --endpoint-url is one LocalStack for both topologies
+    own_url = (lambda raw: None) if endpoint_url else (lambda raw: (raw.get("localstack_url") or "").rstrip("/") or None)
     topologies = {}
     for name, account in ACCOUNTS.items():
         raw = raw_topologies.get(name) or {}
@@ -114,6 +117,7 @@ def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
             functions={**FUNCTIONS, **(raw.get("functions") or {})},
             notify_url=raw.get("notify_url"),
             queues={k: v for k, v in (raw.get("queues") or {}).items() if v},
+            localstack_url=own_url(raw),
         )
     return Lab(url.rstrip("/"), prometheus.rstrip("/") if prometheus else None, topologies)
 

@@ -36,7 +36,7 @@ def _labctl(env: dict, *args: str, timeout: float = 600) -> subprocess.Completed
 
 
 def test_up_prints_steps_and_urls_then_down_leaves_nothing_behind(tmp_path):
-    ports = {key: str(free_port()) for key in ("LAB_LOCALSTACK_PORT", "LAB_PROMETHEUS_PORT",
+    ports = {key: str(free_port()) for key in ("LAB_LOCALSTACK_PORT", "LAB_LOCALSTACK_FLOW_CONTROL_PORT", "LAB_PROMETHEUS_PORT",
                                                "LAB_GRAFANA_PORT", "LAB_LOCUST_PORT", "LAB_LOCUST_METRICS_PORT")}
     env = {**os.environ, **ports, "LAB_MODE": "host", "LAB_STATE_DIR": str(tmp_path / "lab")}
     up = _labctl(env, "up")
@@ -45,13 +45,19 @@ def test_up_prints_steps_and_urls_then_down_leaves_nothing_behind(tmp_path):
         out = up.stdout
         assert "==> starting LocalStack 4.14.0" in out
         assert "==> provisioning both topologies" in out
-        assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}" in out
+        # one LocalStack per topology, each hosting its own
+        assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}   (no-flow-control)" in out
+        assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_FLOW_CONTROL_PORT']}   (flow-control)" in out
         assert f"Prometheus   http://127.0.0.1:{ports['LAB_PROMETHEUS_PORT']}" in out
         assert str(tmp_path / "lab" / "logs") in out
         endpoints = json.loads((tmp_path / "lab" / "endpoints.json").read_text())
         assert set(endpoints["topologies"]) == {"no-flow-control", "flow-control"}
+        assert {name: t["localstack_url"] for name, t in endpoints["topologies"].items()} == {
+            "no-flow-control": f"http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}",
+            "flow-control": f"http://127.0.0.1:{ports['LAB_LOCALSTACK_FLOW_CONTROL_PORT']}",
+        }
         pids = [json.loads(p.read_text())["pid"] for p in (tmp_path / "lab" / "pids").glob("*.json")]
-        assert len(pids) == 2 and all(_alive(p) for p in pids)
+        assert len(pids) == 3 and all(_alive(p) for p in pids)  # two LocalStacks and Prometheus
         status = _labctl(env, "status")
         assert "localstack" in status.stdout and "running" in status.stdout
 
