@@ -56,7 +56,7 @@ def up_host(settings: Settings) -> None:
 
     instances = settings.localstack_instances()
     _check_ports_free(settings, (*instances.values(), "LAB_PROMETHEUS_PORT"))
-    urls = ", ".join(f"http://127.0.0.1:{settings.port(key)}" for key in instances.values())
+    urls = ", ".join(dict.fromkeys(settings.localstack_urls().values()))
     each = " (one per topology)" if len(instances) > 1 else ""
     step(f"starting LocalStack 4.14.0 on {urls}{each} (host mode, process runtime executor)")
     localstack_host.start_all(settings)

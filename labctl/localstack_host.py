@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -63,14 +64,13 @@ def launch(settings: Settings, name: str = "localstack", port_key: str = "LAB_LO
     return process, f"http://127.0.0.1:{port}"
 
 
-def wait_ready(process: processes.ManagedProcess, url: str, timeout: float = 90.0) -> None:
-    waited = processes.wait_until(lambda: is_ready(url), f"LocalStack on {url}", timeout, process)
-    print(f"  LocalStack 4.14.0 on {url} healthy after {waited:.1f} s (log: {process.log_file})", flush=True)
-
-
 def start_all(settings: Settings, timeout: float = 90.0) -> list[processes.ManagedProcess]:
     """Every LocalStack of the lab (one per topology by default), started together."""
+    began = time.monotonic()
     started = [launch(settings, name, key) for name, key in settings.localstack_instances().items()]
     for process, url in started:
-        wait_ready(process, url, timeout)
+        processes.wait_until(lambda url=url: is_ready(url), f"LocalStack on {url}", timeout, process)
+        # from the common launch, not from the end of the previous wait
+        print(f"  LocalStack 4.14.0 on {url} healthy after {time.monotonic() - began:.1f} s "
+              f"(log: {process.log_file})", flush=True)
     return [process for process, _ in started]

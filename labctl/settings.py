@@ -16,8 +16,12 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 STATE_DIR = Path(os.environ.get("LAB_STATE_DIR") or REPO_ROOT / ".lab").resolve()
 
 
-# process name -> port setting, one LocalStack per topology (no-flow-control first)
-LOCALSTACK_INSTANCES = {"localstack": "LAB_LOCALSTACK_PORT", "localstack-flow-control": "LAB_LOCALSTACK_FLOW_CONTROL_PORT"}
+# topology -> (process name, port setting) of its own LocalStack; the first one also hosts every
+# topology when LAB_LOCALSTACK_PER_TOPOLOGY=0
+LOCALSTACK_BY_TOPOLOGY = {
+    "no-flow-control": ("localstack", "LAB_LOCALSTACK_PORT"),
+    "flow-control": ("localstack-flow-control", "LAB_LOCALSTACK_FLOW_CONTROL_PORT"),
+}
 
 
 class SettingsError(ValueError):
@@ -86,18 +90,20 @@ class Settings:
         """
         return self.get("LAB_LOCALSTACK_PER_TOPOLOGY", "1").strip().lower() not in ("0", "false", "no", "off")
 
+    def _localstack_of(self) -> dict[str, tuple[str, str]]:
+        """Topology -> (process name, port setting) of the LocalStack that hosts it."""
+        if self.localstack_per_topology:
+            return dict(LOCALSTACK_BY_TOPOLOGY)
+        first = next(iter(LOCALSTACK_BY_TOPOLOGY.values()))
+        return dict.fromkeys(LOCALSTACK_BY_TOPOLOGY, first)
+
     def localstack_instances(self) -> dict[str, str]:
         """Process name -> the port setting of each LocalStack the lab runs."""
-        if self.localstack_per_topology:
-            return dict(LOCALSTACK_INSTANCES)
-        return {"localstack": "LAB_LOCALSTACK_PORT"}
+        return dict(self._localstack_of().values())
 
     def localstack_urls(self) -> dict[str, str]:
         """Topology -> the URL of the LocalStack that hosts it."""
-        port_key = {"no-flow-control": "LAB_LOCALSTACK_PORT", "flow-control": "LAB_LOCALSTACK_FLOW_CONTROL_PORT"}
-        if not self.localstack_per_topology:
-            port_key = dict.fromkeys(port_key, "LAB_LOCALSTACK_PORT")
-        return {topology: f"http://127.0.0.1:{self.port(key)}" for topology, key in port_key.items()}
+        return {topology: f"http://127.0.0.1:{self.port(key)}" for topology, (_, key) in self._localstack_of().items()}
 
     @property
     def prometheus_url(self) -> str:

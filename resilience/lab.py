@@ -105,8 +105,6 @@ def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
         f"http://127.0.0.1:{settings.get('LAB_PROMETHEUS_PORT', '9090')}"
     )
     raw_topologies = data.get("topologies") or {}
-    # an explicit --endpoint-url is one LocalStack for both topologies
-    own_url = (lambda raw: None) if endpoint_url else (lambda raw: (raw.get("localstack_url") or "").rstrip("/") or None)
     topologies = {}
     for name, account in ACCOUNTS.items():
         raw = raw_topologies.get(name) or {}
@@ -117,7 +115,8 @@ def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
             functions={**FUNCTIONS, **(raw.get("functions") or {})},
             notify_url=raw.get("notify_url"),
             queues={k: v for k, v in (raw.get("queues") or {}).items() if v},
-            localstack_url=own_url(raw),
+            # an explicit endpoint URL is one LocalStack for both topologies
+            localstack_url=None if endpoint_url else ((raw.get("localstack_url") or "").rstrip("/") or None),
         )
     return Lab(url.rstrip("/"), prometheus.rstrip("/") if prometheus else None, topologies)
 
