@@ -12,6 +12,10 @@ It is a prediction to put beside the measurement, not a simulator.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from report.simulate import Simulation
 
 
 @dataclass(frozen=True)
@@ -70,6 +74,8 @@ class CapacityInputs:
     async_retries: int  # Lambda asynchronous retries (no-flow-control)
     esm_max_concurrency: int  # event source mapping maximum concurrency (flow-control)
     http_timeout: float | None = None  # the delivery function's courier call timeout
+    queue_visibility_timeout: float = 150.0  # flow-control: a failed receive comes back after it
+    max_receive_count: int = 5  # flow-control: receives before the DLQ
     sources: dict[str, str] = field(default_factory=dict)  # where each number came from
 
 
@@ -114,6 +120,7 @@ class Preview:
     total_orders: float
     peak_rate: float
     profile_seconds: float
+    simulation: Simulation | None = None  # the profile played out in time (report.simulate)
 
 
 def profile_timeline(phases: tuple[Phase, ...], step: float = 1.0) -> list[float]:
@@ -207,7 +214,8 @@ def flow_control_throughput(inputs: CapacityInputs) -> tuple[float, SteadyState]
     return throughput, state
 
 
-def preview(inputs: CapacityInputs) -> Preview:
+def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
+    """The arithmetic findings and, unless `simulated` is False, the simulated run beside them."""
     if not inputs.phases:
         raise ValueError(f"profile {inputs.profile!r} has no phases")
     timeline = profile_timeline(inputs.phases)
@@ -299,6 +307,11 @@ def preview(inputs: CapacityInputs) -> Preview:
             f"({fc_state.success:.2%} per receive)",
         )
     )
+    simulation = None
+    if simulated:
+        from report.simulate import simulate  # imported here: it builds on this module
+
+        simulation = simulate(inputs)
     return Preview(
         inputs=inputs,
         findings=tuple(findings),
@@ -307,6 +320,7 @@ def preview(inputs: CapacityInputs) -> Preview:
         total_orders=total,
         peak_rate=peak,
         profile_seconds=seconds,
+        simulation=simulation,
     )
 
 
@@ -319,7 +333,7 @@ def render_text(result: Preview) -> str:
     ]
     for f in result.findings:
         lines.append(f"  [{'ok  ' if f.holds else 'FAIL'}] {f.title}: {f.detail}")
-    lines.append("  predicted:")
+    lines.append("  steady state (no clock: an upper bound on the storm, blind to retry timing):")
     n, c = result.no_flow_control, result.flow_control
     lines.append(
         f"    no-flow-control: peak concurrency {n.peak_concurrency:.0f}"
@@ -331,6 +345,25 @@ def render_text(result: Preview) -> str:
         f"{c.throughput:.1f} orders/s, backlog {c.backlog_at_end:.0f}, drain {c.drain_seconds:.0f} s, "
         f"success {c.expected_success:.2%} after the drain"
     )
+    if result.simulation is not None:
+        lines += _simulation_lines(result.simulation)
     if i.sources:
         lines.append("  from: " + "; ".join(f"{k} <- {v}" for k, v in i.sources.items()))
     return "\n".join(lines)
+
+
+def _simulation_lines(sim: Simulation) -> list[str]:
+    n, c = sim.no_flow_control, sim.flow_control
+    throttles = ", ".join(f"{role} {count}" for role, count in sorted(n.throttles.items())) or "none"
+    lowest = f"{n.lowest_delivery_success:.0%}" if n.lowest_delivery_success is not None else "n/a"
+    return [
+        f"  simulated run (report.simulate: ideal platform, seed {sim.seed}; the timing above cannot show):",
+        f"    no-flow-control: {n.accepted} of {n.offered} orders accepted, peak concurrency "
+        f"{n.peak_account_concurrency} (delivery {n.peak_delivery_concurrency}), throttles: {throttles}; "
+        f"{n.courier_429s} of {n.courier_calls} courier calls got 429; delivery success bottoms out at "
+        f"{lowest} a minute; {n.delivered} delivered, {n.dead_lettered} dead-lettered, "
+        f"{n.duplicated} duplicated: actual success {n.actual_success or 0:.1%} once every retry has run",
+        f"    flow-control:    {c.accepted} accepted, delivery concurrency {c.peak_delivery_concurrency}; "
+        f"{c.delivered} delivered, {c.dead_lettered} dead-lettered: {c.actual_success or 0:.1%}; the queue's "
+        f"last order delivered {c.last_delivery_after_load:.0f} s after the load",
+    ]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import ast
 import importlib.util
+import json
 import os
 import random
 import sys
@@ -151,6 +152,14 @@ def live_config(endpoints: Endpoints) -> dict[str, Any]:
     if not mappings:
         raise ConfigError("no event source mapping on the flow-control delivery function: run `make bootstrap`")
     out["esm_max_concurrency"] = int((mappings[0].get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
+    queue_url = fc.queues.get("delivery")
+    if queue_url:
+        attrs = client(endpoints, fc, "sqs").get_queue_attributes(
+            QueueUrl=queue_url, AttributeNames=["VisibilityTimeout", "RedrivePolicy"]
+        )["Attributes"]
+        out["queue_visibility_timeout"] = float(attrs["VisibilityTimeout"])
+        if "RedrivePolicy" in attrs:
+            out["max_receive_count"] = int(json.loads(attrs["RedrivePolicy"])["maxReceiveCount"])
     return out
 
 
@@ -173,10 +182,12 @@ def gather(profile: str, endpoints: Endpoints) -> CapacityInputs:
         async_retries=live["async_retries"],
         esm_max_concurrency=live["esm_max_concurrency"],
         http_timeout=http_timeout,
+        queue_visibility_timeout=live.get("queue_visibility_timeout", 150.0),
+        max_receive_count=live.get("max_receive_count", 5),
         sources={
             "phases": f"load/profiles.toml [{profile}]",
             "retry, HTTP timeout": rel(DELIVERY_CODE),
             "courier failure/latency": f"{rel(COURIER_CODE)} profile {live['courier_profile']!r} (sampled)",
-            "timeout, limit, usage plan, retries, ESM": f"deployed config at {endpoints.localstack_url}",
+            "timeout, limit, usage plan, retries, ESM, queue": f"deployed config at {endpoints.localstack_url}",
         },
     )

@@ -23,7 +23,7 @@ from report.config_sources import ConfigError, gather
 from report.endpoints import Endpoints
 from report.figures import PlatformSampler
 from report.runs import REPORTS_DIR, from_folder
-from report.verdict import reproduced
+from report.verdict import predict, reproduced
 
 
 def say(message: str) -> None:
@@ -183,6 +183,13 @@ def experiment(
         prev = preview(gather(profile, endpoints))
         print(render_text(prev), flush=True)
         predicted_drain = prev.flow_control.drain_seconds
+        if prev.simulation is not None:
+            predicted_drain = max(predicted_drain, prev.simulation.flow_control.last_delivery_after_load)
+            expected = predict(prev.simulation, prev.inputs.account_limit, prev.inputs.esm_max_concurrency)
+            for c in expected:
+                say(f"predicted {'ok  ' if c.ok else 'FAIL'} {c.topology}: {c.name}: {c.measured}")
+            say(f"the simulation predicts the article is {'' if reproduced(expected) else 'NOT '}reproduced "
+                "(on an ideal platform; the run below measures it)")
     except ConfigError as error:
         say(f"capacity preview unavailable: {error}")
     if drain_timeout is None:

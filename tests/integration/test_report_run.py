@@ -201,6 +201,7 @@ def test_preview_reads_the_deployed_configuration(lab):
     assert "[FAIL] retry budget vs function timeout: 4 waits x up to 8 s = 32 s" in text
     assert "vs a 29 s timeout" in text
     assert "peak 15 orders/s vs usage plan 10 req/s" in text
+    assert "simulated run (report.simulate" in text and "ESM, queue <- deployed config" in text
     original = lam.get_function_configuration(FunctionName=fn)["Timeout"]
     lam.update_function_configuration(FunctionName=fn, Timeout=40)
     try:

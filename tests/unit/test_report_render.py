@@ -185,6 +185,8 @@ def test_preview_in_the_report(tmp_path: Path):
     data = ReportData(window=window(tmp_path), results={"no-flow-control": result("no-flow-control", 10, 2, 8, 0)}, preview=prev)
     text = render(data)
     assert "## Predicted vs measured" in text
+    assert "| quantity | steady state | simulated | measured |" in text
+    assert "| no-flow-control dead-lettered | - | 0 |" in text  # a 60 s overload: retries land after it
     assert "| no-flow-control actual success |" in text and "| 20.0% |" in text
     assert "### Capacity preview" in text and "32 s" in text
 

@@ -1,0 +1,279 @@
+"""Simulated run: the configuration played out in time, order by order, on an ideal platform.
+
+The capacity preview's arithmetic (`report.capacity`) is steady state. What decides an order's
+fate without flow control is timing: Lambda retries a failed event after 1 and then 2 more
+minutes, so an order is lost only when the courier is still overloaded at all three of its
+invocations. A short overload that ends before the retries land loses nothing, whatever its peak.
+
+This module plays a profile out event by event, for both topologies: arrivals, the account
+concurrency limit (shared by the notify handler, the delivery function and the courier's own
+function), throttle back-off, tenacity's attempts and waits, the function timeout, the usage
+plan's token bucket, Lambda's asynchronous retries, and the queue's visibility timeout and redrive.
+Its random numbers come from a fixed seed, so a prediction is repeatable and testable.
+
+"Ideal" means the emulator itself costs no time: on a loaded machine requests queue inside
+LocalStack, which weakens the storm (fewer courier calls per second) and the measured outcome is
+no worse than simulated. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import heapq
+import random
+from collections import Counter, deque
+from dataclasses import dataclass, field
+
+from report.capacity import CapacityInputs, profile_timeline
+
+# A failed courier call (an error by design, or the usage plan's 429) answers at once; 50 ms
+# stands for the round trip.
+FAILED_CALL_SECONDS = 0.05
+# The notify handler's own run: it validates the order and puts one event.
+NOTIFY_SECONDS = 0.1
+# Minutes with fewer invocation outcomes than this are left out of the lowest per-minute
+# delivery success (a minute with 2 outcomes says little).
+MIN_OUTCOMES_PER_MINUTE = 10
+
+
+# Lambda's asynchronous retries: retry n waits n x 60 s (AWS: 1 minute, then 2 more); throttled
+# events back off 1, 2, 4 ... s, to at most 5 minutes (as lab_platform.async_invoke does).
+ASYNC_RETRY_BASE_DELAY = 60.0
+MAX_THROTTLE_DELAY = 300.0
+
+
+@dataclass
+class SimulatedTopology:
+    topology: str
+    offered: int  # orders the load sends
+    accepted: int = 0  # notify handler ran (the article's START)
+    delivered: int = 0  # orders the courier scheduled at least once
+    dead_lettered: int = 0  # on-failure destination / DLQ
+    duplicated: int = 0  # orders the courier scheduled more than once
+    peak_account_concurrency: int = 0
+    peak_delivery_concurrency: int = 0
+    throttles: Counter[str] = field(default_factory=Counter)  # by function role
+    courier_calls: int = 0
+    courier_429s: int = 0
+    delivery_invocations: int = 0
+    delivery_errors: int = 0
+    lowest_delivery_success: float | None = None  # lowest per-minute share of invocations succeeding
+    last_delivery_after_load: float = 0.0  # seconds from the end of the load to the last delivery
+
+    @property
+    def actual_success(self) -> float | None:
+        """The article's measure after every retry has played out: delivered over accepted."""
+        return self.delivered / self.accepted if self.accepted else None
+
+
+@dataclass(frozen=True)
+class Simulation:
+    seed: int
+    load_seconds: float
+    no_flow_control: SimulatedTopology
+    flow_control: SimulatedTopology
+
+
+class _Account:
+    """One topology's account: its concurrency pool, its courier's token bucket, its outcomes."""
+
+    def __init__(self, sim: _Run, result: SimulatedTopology) -> None:
+        self.sim = sim
+        self.result = result
+        self.running = 0
+        self.delivery_running = 0
+        self.tokens = float(sim.inputs.courier_burst)
+        self.refilled_at = 0.0
+        self.scheduled: Counter[int] = Counter()  # order -> courier successes
+        self.dead: set[int] = set()  # dead-lettered orders
+        self.minutes: dict[int, list[int]] = {}  # minute -> [ok, failed] invocation outcomes
+
+    def acquire(self, role: str) -> bool:
+        if self.running >= self.sim.inputs.account_limit:
+            self.result.throttles[role] += 1
+            return False
+        self.running += 1
+        self.result.peak_account_concurrency = max(self.result.peak_account_concurrency, self.running)
+        if role == "delivery":
+            self.delivery_running += 1
+            self.result.peak_delivery_concurrency = max(self.result.peak_delivery_concurrency, self.delivery_running)
+        return True
+
+    def release(self, role: str) -> None:
+        self.running -= 1
+        if role == "delivery":
+            self.delivery_running -= 1
+
+    def admitted_by_usage_plan(self, now: float) -> bool:
+        i = self.sim.inputs
+        self.tokens = min(float(i.courier_burst), self.tokens + (now - self.refilled_at) * i.courier_rate)
+        self.refilled_at = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return True
+        return False
+
+    def outcome(self, now: float, ok: bool) -> None:
+        bucket = self.minutes.setdefault(int(now // 60), [0, 0])
+        bucket[0 if ok else 1] += 1
+        if not ok:
+            self.result.delivery_errors += 1
+
+
+class _Run:
+    def __init__(self, inputs: CapacityInputs, seed: int) -> None:
+        self.inputs = inputs
+        self.random = random.Random(seed)
+        self.events: list[tuple[float, int, str, tuple]] = []
+        self.sequence = 0
+        # SQS (flow-control): visible message ids, receives per message
+        self.visible: deque[int] = deque()
+        self.receives: Counter[int] = Counter()
+        self.orders = 0
+
+    def at(self, when: float, kind: str, *data: object) -> None:
+        self.sequence += 1
+        heapq.heappush(self.events, (when, self.sequence, kind, data))
+
+    # --- the order's path -------------------------------------------------------------------
+    def arrive(self, now: float, account: _Account, order: int, flow_control: bool) -> None:
+        if not account.acquire("notification"):
+            return  # API Gateway answers the throttle; the order never reaches a START line
+        account.result.accepted += 1
+        done = now + NOTIFY_SECONDS
+        self.at(done, "release", account, "notification")
+        if flow_control:
+            self.at(done, "enqueue", account, order)
+        else:
+            self.at(done, "invoke_async", account, order, 0, 0)
+
+    def invoke_async(self, now: float, account: _Account, order: int, failures: int, throttles: int) -> None:
+        if not account.acquire("delivery"):
+            delay = min(2.0**throttles, MAX_THROTTLE_DELAY)
+            self.at(now + delay, "invoke_async", account, order, failures, throttles + 1)
+            return
+        self.start_invocation(now, account, order, ("async", failures))
+
+    def start_invocation(self, now: float, account: _Account, order: int, source: tuple) -> None:
+        account.result.delivery_invocations += 1
+        self.at(now, "attempt", account, order, source, now, 1)
+
+    def attempt(self, now: float, account: _Account, order: int, source: tuple, started: float, number: int) -> None:
+        i = self.inputs
+        deadline = started + i.function_timeout
+        account.result.courier_calls += 1
+        if not account.admitted_by_usage_plan(now):
+            account.result.courier_429s += 1
+            ok, seconds = False, FAILED_CALL_SECONDS
+        elif not account.acquire("courier"):
+            ok, seconds = False, FAILED_CALL_SECONDS  # the courier's own function throttled
+        else:
+            ok = self.random.random() >= i.courier_failure_rate
+            seconds = self.random.uniform(i.courier_latency_min, i.courier_latency_max) if ok else FAILED_CALL_SECONDS
+            self.at(now + seconds, "release", account, "courier")
+            if ok:
+                # the courier schedules the order even if the caller is killed before the answer
+                account.scheduled[order] += 1
+        if now + seconds >= deadline:
+            self.at(deadline, "end", account, order, source, False)
+        elif ok or number >= i.retry.attempts:
+            self.at(now + seconds, "end", account, order, source, ok)
+        else:
+            wait = i.retry.wait_fixed + self.random.uniform(i.retry.wait_random_min, i.retry.wait_random_max)
+            if now + seconds + wait >= deadline:
+                self.at(deadline, "end", account, order, source, False)
+            else:
+                self.at(now + seconds + wait, "attempt", account, order, source, started, number + 1)
+
+    def end(self, now: float, account: _Account, order: int, source: tuple, ok: bool) -> None:
+        account.release("delivery")
+        account.outcome(now, ok)
+        kind = source[0]
+        if kind == "async":
+            failures = source[1]
+            if not ok:
+                if failures + 1 > self.inputs.async_retries:
+                    account.dead.add(order)  # the on-failure destination
+                else:
+                    delay = (failures + 1) * ASYNC_RETRY_BASE_DELAY
+                    self.at(now + delay, "invoke_async", account, order, failures + 1, 0)
+        else:
+            received_at = source[1]
+            if not ok:
+                self.at(received_at + self.inputs.queue_visibility_timeout, "visible", account, order)
+            self.poll(now, account)
+
+    # --- flow-control: the queue and the event source mapping --------------------------------
+    def enqueue(self, now: float, account: _Account, order: int) -> None:
+        self.visible.append(order)
+        self.poll(now, account)
+
+    def make_visible(self, now: float, account: _Account, order: int) -> None:
+        if self.receives[order] >= self.inputs.max_receive_count:
+            account.dead.add(order)  # moved to the DLQ on its next receive
+            return
+        self.visible.append(order)
+        self.poll(now, account)
+
+    def poll(self, now: float, account: _Account) -> None:
+        while self.visible and account.delivery_running < self.inputs.esm_max_concurrency:
+            if not account.acquire("delivery"):
+                return  # throttled receives go back to the queue; the next end polls again
+            order = self.visible.popleft()
+            self.receives[order] += 1
+            self.start_invocation(now, account, order, ("sqs", now))
+
+    # --- the loop ------------------------------------------------------------------------------
+    def run(self, account: _Account, flow_control: bool) -> None:
+        t = 0.0
+        carry = 0.0  # fractional rates carried over, so 2.5/s gives 2, 3, 2, 3 ...
+        for rate in profile_timeline(self.inputs.phases):
+            # `rate` orders in this second, evenly spaced: the load's open arrival model
+            carry += rate
+            count = int(carry)
+            carry -= count
+            for k in range(count):
+                self.orders += 1
+                self.at(t + (k + 0.5) / count, "arrive", account, self.orders, flow_control)
+            t += 1.0
+        handlers = {
+            "arrive": self.arrive,
+            "invoke_async": self.invoke_async,
+            "attempt": self.attempt,
+            "end": self.end,
+            "enqueue": self.enqueue,
+            "visible": self.make_visible,
+            "release": lambda now, acc, role: acc.release(role),
+        }
+        last_delivery = 0.0
+        while self.events:
+            now, _, kind, data = heapq.heappop(self.events)
+            if kind == "end" and data[-1]:
+                last_delivery = max(last_delivery, now)
+            handlers[kind](now, *data)
+        r = account.result
+        r.delivered = len(account.scheduled)
+        # as in the report's ledger: an order the courier scheduled is delivered, even if the
+        # function was killed before the answer and the event was then dead-lettered
+        r.dead_lettered = len(account.dead - set(account.scheduled))
+        r.duplicated = sum(1 for n in account.scheduled.values() if n > 1)
+        r.last_delivery_after_load = max(0.0, last_delivery - t)
+        shares = [ok / (ok + bad) for ok, bad in account.minutes.values() if ok + bad >= MIN_OUTCOMES_PER_MINUTE]
+        r.lowest_delivery_success = min(shares) if shares else None
+
+
+def simulate_topology(inputs: CapacityInputs, flow_control: bool, seed: int = 1) -> SimulatedTopology:
+    run = _Run(inputs, seed)
+    result = SimulatedTopology("flow-control" if flow_control else "no-flow-control", offered=0)
+    run.run(_Account(run, result), flow_control)
+    result.offered = run.orders
+    return result
+
+
+def simulate(inputs: CapacityInputs, seed: int = 1) -> Simulation:
+    """Both topologies, each in its own account, as the lab runs them."""
+    return Simulation(
+        seed=seed,
+        load_seconds=float(len(profile_timeline(inputs.phases))),
+        no_flow_control=simulate_topology(inputs, False, seed),
+        flow_control=simulate_topology(inputs, True, seed),
+    )
