@@ -64,6 +64,21 @@ def _logs_statement(c: Clients, function: str) -> dict[str, Any]:
     return _statement(["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], [group, f"{group}:*"])
 
 
+def _faults_statement(c: Clients, function: str) -> dict[str, Any]:
+    # lab_faults reads its run-time configuration from this parameter (`make chaos`)
+    return _statement(["ssm:GetParameter"], [c.arn("ssm", f"parameter{t.FAULTS_PARAMETER_PREFIX}{function}")])
+
+
+def _breaker_statements(c: Clients) -> list[dict[str, Any]]:
+    # the circuit breaker's shared state and its retry queue (parked orders, redriven back)
+    return [
+        _statement(["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+                   [c.arn("dynamodb", f"table/{t.BREAKER_TABLE}")]),
+        _statement(["sqs:SendMessage", "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility",
+                    "sqs:GetQueueAttributes"], [c.arn("sqs", t.BREAKER_RETRY_QUEUE)]),
+    ]
+
+
 def function_side_url(localstack_url: str, settings: Settings) -> str:
     """LocalStack's URL as a function sees it: the courier endpoint is written in this form.
 
@@ -124,6 +139,7 @@ def provision_topology(
     delivery_resources = [
         _statement(["ssm:GetParameter"], [c.arn("ssm", f"parameter{t.ENDPOINT_PARAMETER}")]),
         _statement(["secretsmanager:GetSecretValue"], [c.arn("secretsmanager", f"secret:{t.API_KEY_SECRET}-*")]),
+        *_breaker_statements(c),
     ]
     if topo.flow_control:
         delivery_resources.append(
@@ -135,10 +151,12 @@ def provision_topology(
     else:
         delivery_resources.append(_statement(["sqs:SendMessage"], [c.arn("sqs", t.ON_FAILURE_QUEUE)]))
     roles = {
-        t.NOTIFICATION: _policy(_logs_statement(c, t.NOTIFICATION), _statement(["events:PutEvents"], [bus_arn])),
-        t.DELIVERY: _policy(_logs_statement(c, t.DELIVERY), *delivery_resources),
+        t.NOTIFICATION: _policy(_logs_statement(c, t.NOTIFICATION), _faults_statement(c, t.NOTIFICATION),
+                                _statement(["events:PutEvents"], [bus_arn])),
+        t.DELIVERY: _policy(_logs_statement(c, t.DELIVERY), _faults_statement(c, t.DELIVERY), *delivery_resources),
         t.COURIER: _policy(
-            _logs_statement(c, t.COURIER), _statement(["dynamodb:PutItem", "dynamodb:UpdateItem"], [table_arn])
+            _logs_statement(c, t.COURIER), _faults_statement(c, t.COURIER),
+            _statement(["dynamodb:PutItem", "dynamodb:UpdateItem"], [table_arn]),
         ),
     }
     role_arns = {fn: ensure_role(c, p, s, f"sls-observe-{fn}-role", doc) for fn, doc in roles.items()}

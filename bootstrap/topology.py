@@ -55,6 +55,11 @@ QUEUE_VISIBILITY_TIMEOUT = 150
 MAX_RECEIVE_COUNT = 5
 ESM_BATCH_SIZE = 1
 ESM_MAX_CONCURRENCY = 10
+# What the resilience tools create or read at run time (resilience/breaker.py, lab_faults): the
+# functions' roles grant them up front, so turning a tool on needs no IAM change on real AWS.
+BREAKER_TABLE = "lab-circuit-breaker"
+BREAKER_RETRY_QUEUE = "lab-delivery-retry"
+FAULTS_PARAMETER_PREFIX = "/lab/faults/"
 # Asynchronous invocation defaults made explicit: 2 retries, events kept up to 6 hours.
 ASYNC_MAX_RETRIES = 2
 ASYNC_MAX_EVENT_AGE = 21600

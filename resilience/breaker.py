@@ -16,11 +16,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 import resilience  # noqa: F401 - puts lambdas/common on sys.path
+from bootstrap import topology
 from lab_breaker import BreakerSettings
 from resilience.lab import Lab, LabError, Topology, fail, load_lab
 
 TABLE = BreakerSettings.table
-RETRY_QUEUE = "lab-delivery-retry"
+RETRY_QUEUE = topology.BREAKER_RETRY_QUEUE
 # Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
 RETRY_VISIBILITY_TIMEOUT = 150
 

@@ -9,6 +9,7 @@ times), which would show a resource re-created or touched even if the tally said
 from __future__ import annotations
 
 import json
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
@@ -116,6 +117,16 @@ def test_bootstrap_twice_creates_nothing_new_and_teardown_removes_it_all(localst
         assert (entry["queues"]["on_failure"] is not None) != topo.flow_control
         limit = localstack.client("lambda", account=topo.account).get_account_settings()["AccountLimit"]
         assert f"account {topo.account}: ConcurrentExecutions limit {limit['ConcurrentExecutions']}" in first.out.getvalue()
+        # the roles already allow what the resilience tools use, so switching one on needs no IAM change
+        iam = localstack.client("iam", account=topo.account)
+        document = iam.get_role_policy(RoleName=f"sls-observe-{t.DELIVERY}-role", PolicyName="sls-observe-inline")
+        policy = document["PolicyDocument"]
+        policy = json.loads(urllib.parse.unquote(policy)) if isinstance(policy, str) else policy  # AWS: URL-encoded
+        granted = {(action, resource.rsplit(":", 1)[-1]) for st in policy["Statement"]
+                   for action in st["Action"] for resource in st["Resource"]}
+        assert ("dynamodb:UpdateItem", f"table/{t.BREAKER_TABLE}") in granted
+        assert ("sqs:SendMessage", t.BREAKER_RETRY_QUEUE) in granted
+        assert ("ssm:GetParameter", f"parameter{t.FAULTS_PARAMETER_PREFIX}{t.DELIVERY}") in granted
     before = {topo.account: inventory(localstack, topo.account) for topo in SCRATCH}
     for topo in SCRATCH:
         assert set(before[topo.account]["functions"]) == {t.NOTIFICATION, t.DELIVERY, t.COURIER}

@@ -198,3 +198,13 @@ def test_fallback_parks_the_order_on_the_retry_queue(aws):
     assert messages[0]["MessageAttributes"]["lab_parked_reason"]["StringValue"] == "circuit open"
     with pytest.raises(FallbackUnavailable):
         park_order(sqs, None, order, "circuit open")
+
+
+def test_the_roles_grant_the_names_the_breaker_and_fault_injection_use():
+    # bootstrap grants these up front (bootstrap/topology.py); a rename on one side only would
+    # leave the delivery function without access on real AWS, where IAM is enforced
+    from bootstrap import topology
+    from lab_faults import PARAMETER_PREFIX
+
+    assert BreakerSettings.table == topology.BREAKER_TABLE
+    assert PARAMETER_PREFIX == topology.FAULTS_PARAMETER_PREFIX
