@@ -32,6 +32,9 @@ class Figures:
     delivery_invocations: dict[str, float] = field(default_factory=dict)
     delivery_errors: dict[str, float] = field(default_factory=dict)
     throttles_by_function: dict[str, dict[str, float]] = field(default_factory=dict)  # topology -> fn -> n
+    # lowest share of delivery invocations that succeeded in any minute with >= 10 of them: where
+    # the article's "Delivery Lambda Success" graph bottoms out (about 20% without flow control)
+    lowest_delivery_success: dict[str, float] = field(default_factory=dict)
     source: str = ""
 
 
@@ -56,8 +59,20 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         delivery_invocations=delta(f'sum by (topology) (lab_lambda_invocations_total{{function_name="{delivery}"}})'),
         delivery_errors=delta(f'sum by (topology) (lab_lambda_errors_total{{function_name="{delivery}"}})'),
         throttles_by_function=_per_function(prom, "sum by (topology, function_name) (lab_lambda_throttles_total)", start, end),
+        lowest_delivery_success=prom.by_topology(_lowest_success_query(delivery, r), end),
         source=f"Prometheus {prom.url}",
     )
+
+
+def _lowest_success_query(function: str, window: str) -> str:
+    def per_minute(metric: str) -> str:
+        return f'sum by (topology) (increase({metric}{{function_name="{function}"}}[1m]))'
+
+    invocations = per_minute("lab_lambda_invocations_total")
+    # no error series until the first error: 0 errors then, not "no data"
+    errors = f"({per_minute('lab_lambda_errors_total')} or 0 * {invocations})"
+    share = f"1 - {errors} / ({invocations} >= 10)"
+    return f"min by (topology) (min_over_time(({share})[{window}:30s]))"
 
 
 def _per_function(prom: Prometheus, query: str, start: float, end: float) -> dict[str, dict[str, float]]:

@@ -47,6 +47,8 @@ def _predicted_rows(data: ReportData, p: Preview) -> list[list[str]]:
         ["no-flow-control Lambda throttles", none, s_(n and sum(n.throttles.values())),
          _num(fig.lambda_throttles.get("no-flow-control"))],
         ["no-flow-control courier 429s", none, s_(n and n.courier_429s), _num(fig.courier_429.get("no-flow-control"))],
+        ["no-flow-control delivery success, lowest minute", none,
+         _pct(n.lowest_delivery_success if n else None), _pct(fig.lowest_delivery_success.get("no-flow-control"))],
         ["no-flow-control actual success", _pct(p.no_flow_control.expected_success),
          _pct(n.actual_success if n else None), _pct(nfc_r.actual_success if nfc_r else None)],
         ["no-flow-control dead-lettered", none, s_(n and n.dead_lettered),

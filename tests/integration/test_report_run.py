@@ -153,6 +153,9 @@ def test_report_ledger_and_story_on_a_real_run(lab, tmp_path: Path):
     assert "| flow-control | 11 | 10 (90.9%) | 0 (0.0%) | 0 (0.0%) | 1 (9.1%) | yes | yes |" in text
     assert "| no-flow-control | 10 | 10 (100.0%) | 0 (0.0%) | 0 (0.0%) | 0 (0.0%) | yes | yes |" in text
     assert "### Capacity preview" in text and "29 s timeout" in text
+    assert "| no-flow-control delivery success, lowest minute |" in text
+    # the PromQL subquery behind that row ran on the real Prometheus (no failed delivery here)
+    assert all(v == pytest.approx(1.0) for v in data.figures.lowest_delivery_success.values())
     plots = sorted(p.name for p in (path.parent / "plots").glob("*.png"))
     assert "concurrency.png" in plots and "orders.png" in plots, plots
     summary = json.loads((path.parent / "report.json").read_text())
