@@ -6,7 +6,7 @@ TOPOLOGY ?= both
 EXPERIMENT_PROFILE ?= smoke
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down status test test-unit bench load load-ui report story experiment \
+.PHONY: help venv up down status test test-unit bench load load-ui report preview story experiment \
 	chaos kill-switch verify bootstrap teardown dashboards
 
 help: ## list the targets
@@ -51,6 +51,9 @@ dashboards: venv ## regenerate Grafana dashboards from code and lint them
 
 report: venv ## write reports/<run>/report.md with plots and the order ledger
 	@$(PY) -m report build
+
+preview: venv ## predict a run before it: arithmetic and a simulated run of PROFILE on the deployed configuration
+	@$(PY) -m report preview --profile $(PROFILE)
 
 story: venv ## print one order's story: make story ID=<correlation_id>
 	@$(PY) -m report story "$(ID)"
