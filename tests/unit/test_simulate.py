@@ -130,3 +130,15 @@ def test_the_seed_run_shows_the_article_graphs_but_not_a_60_percent_collapse():
     verdict = {c.name: c.ok for c in predict(sim, 400)}
     assert not reproduced(predict(sim, 400)) and verdict["actual success < 60%"] is False
     assert sum(verdict.values()) == 6
+
+
+def test_the_articles_own_account_gives_its_graphs_and_still_no_60_percent_collapse():
+    # The article's account had 1,000 concurrent executions and peaked at 788; its delivery
+    # success bottomed out near 20% a minute. The same configuration, simulated, draws those
+    # graphs, and still delivers most orders once Lambda's two retries have run: an actual
+    # success under 60% is not what the seed's configuration produces on an ideal platform.
+    nfc = simulate_topology(inputs(phases=SEED_PHASES, account_limit=1000), flow_control=False)
+    assert 600 <= nfc.peak_account_concurrency < 1000 and not nfc.throttles  # the article: 788, no throttles
+    assert nfc.lowest_delivery_success is not None and nfc.lowest_delivery_success < 0.3
+    assert nfc.dead_lettered > 1000
+    assert nfc.actual_success is not None and 0.6 < nfc.actual_success < 0.95
