@@ -22,6 +22,8 @@ from lab_breaker import (  # noqa: E402
 )
 from pybreaker import CircuitBreakerListener  # noqa: E402
 
+from tests.support.function_modules import fake_aws_environment  # noqa: E402
+
 
 class Recorder(CircuitBreakerListener):
     def __init__(self, log):
@@ -35,13 +37,7 @@ class Recorder(CircuitBreakerListener):
 def aws(monkeypatch):
     from moto import mock_aws
 
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_environment(monkeypatch)
     with mock_aws():
         import boto3
 

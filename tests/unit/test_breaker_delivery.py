@@ -4,11 +4,8 @@ delivers the parked order once the courier answers again."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import time
-import uuid
-from pathlib import Path
 from types import SimpleNamespace
 
 import boto3
@@ -16,22 +13,14 @@ import pytest
 import responses
 from moto import mock_aws
 
-APP = Path(__file__).resolve().parents[2] / "lambdas" / "delivery" / "app.py"
+from tests.support.function_modules import fake_aws_environment, load_function
+
 COURIER = "http://courier.test/_aws/execute-api/abc/Prod/slow"
 
 
 @pytest.fixture
 def app(monkeypatch):
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "CIRCUIT_BREAKER": "on",
-        "CB_TABLE": "lab-circuit-breaker",
-        "CB_TIMEOUT_SECONDS": "2",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_environment(monkeypatch, CIRCUIT_BREAKER="on", CB_TABLE="lab-circuit-breaker", CB_TIMEOUT_SECONDS="2")
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     with mock_aws():
         boto3.client("ssm").put_parameter(Name="/sls-observe/delivery/endpoint", Value=COURIER, Type="String")
@@ -42,9 +31,7 @@ def app(monkeypatch):
             AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}])
         queue = boto3.client("sqs").create_queue(QueueName="lab-delivery-retry")["QueueUrl"]
         monkeypatch.setenv("CB_RETRY_QUEUE_URL", queue)
-        spec = importlib.util.spec_from_file_location(f"delivery_cb_{uuid.uuid4().hex}", APP)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
+        module = load_function("delivery")
         module.parameters.clear_caches()
         module.try_api_delivery.retry.sleep = lambda seconds: None
         module.queue = queue

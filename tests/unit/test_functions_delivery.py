@@ -6,14 +6,10 @@ replaced by a recorder, so the waits it chose are asserted without waiting them.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import sys
-import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -21,32 +17,19 @@ import requests
 import responses
 from moto import mock_aws
 
-APP = Path(__file__).resolve().parents[2] / "lambdas" / "delivery" / "app.py"
+from tests.support.function_modules import fake_aws_environment, load_function
+
 COURIER = "http://courier.test/_aws/execute-api/abc/Prod/slow"
 KEY = "key-123"
 
 
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"delivery_app_{uuid.uuid4().hex}", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture
 def app(monkeypatch):
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_environment(monkeypatch)
     with mock_aws():
         boto3.client("ssm").put_parameter(Name="/sls-observe/delivery/endpoint", Value=COURIER, Type="String")
         boto3.client("secretsmanager").create_secret(Name="/sls-observe/delivery/api-key", SecretString=KEY)
-        module = load_app()
+        module = load_function("delivery")
         # Powertools Parameters caches process-wide: every test starts from SSM itself.
         module.parameters.clear_caches()
         waits: list[float] = []

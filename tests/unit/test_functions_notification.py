@@ -3,48 +3,29 @@
 from __future__ import annotations
 
 import base64
-import importlib.util
 import io
 import json
-import sys
-import uuid
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import boto3
 import pytest
 from moto import mock_aws
 
-APP = Path(__file__).resolve().parents[2] / "lambdas" / "notification" / "app.py"
+from tests.support.function_modules import fake_aws_environment, load_function
+
 BUS = "test-bus"
-
-
-def load_app() -> ModuleType:
-    """Import lambdas/notification/app.py under a unique name (every function's module is `app`)."""
-    spec = importlib.util.spec_from_file_location(f"notification_app_{uuid.uuid4().hex}", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "EVENTBUS_NAME": BUS,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_environment(monkeypatch, EVENTBUS_NAME=BUS)
     with mock_aws():
         yield
 
 
 @pytest.fixture
 def app(aws):
-    return load_app()
+    return load_function("notification")
 
 
 @pytest.fixture

@@ -2,42 +2,24 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
 import random
 import statistics
-import sys
-import uuid
-from pathlib import Path
-from types import ModuleType, SimpleNamespace
+from types import SimpleNamespace
 
 import boto3
 import pytest
 from moto import mock_aws
 
-APP = Path(__file__).resolve().parents[2] / "lambdas" / "slow_api" / "app.py"
+from tests.support.function_modules import fake_aws_environment, load_function
+
 TABLE = "CourierDeliveries"
-
-
-def load_app() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(f"slow_api_app_{uuid.uuid4().hex}", APP)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses resolve annotations through it
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture
 def aws(monkeypatch):
-    for key, value in {
-        "AWS_DEFAULT_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "DELIVERIES_TABLE": TABLE,
-    }.items():
-        monkeypatch.setenv(key, value)
-    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    fake_aws_environment(monkeypatch, DELIVERIES_TABLE=TABLE)
     monkeypatch.delenv("COURIER_PROFILE", raising=False)
     with mock_aws():
         boto3.client("dynamodb").create_table(
@@ -51,7 +33,7 @@ def aws(monkeypatch):
 
 @pytest.fixture
 def app(aws):
-    return load_app()
+    return load_function("slow_api")
 
 
 @pytest.fixture
