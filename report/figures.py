@@ -205,5 +205,8 @@ def merge(primary: Figures | None, fallback: Figures | None) -> Figures | None:
         a, b = getattr(primary, name), getattr(fallback, name)
         setattr(out, name, {t: a.get(t, b.get(t, 0.0)) for t in set(a) | set(b)})
     out.throttles_by_function = primary.throttles_by_function or fallback.throttles_by_function
+    # a minimum: the lower of the two wherever either source measured one
+    a, b = primary.lowest_delivery_success, fallback.lowest_delivery_success
+    out.lowest_delivery_success = {t: min(a.get(t, 1.0), b.get(t, 1.0)) for t in set(a) | set(b)}
     return out
 

@@ -123,6 +123,16 @@ def test_merge_prefers_prometheus_counters_and_the_larger_peak():
     assert merge(None, b) is b
 
 
+def test_merge_keeps_every_figure_of_the_prometheus_side():
+    # the sampler has no per-minute success; merging it in must not drop Prometheus' figure
+    a = Figures(lowest_delivery_success={"x": 0.3}, throttles_by_function={"x": {"f": 1.0}}, source="p")
+    b = Figures(peak_account_concurrency={"x": 12}, source="s")
+    m = merge(a, b)
+    assert m.lowest_delivery_success == {"x": 0.3}
+    assert m.throttles_by_function == {"x": {"f": 1.0}}
+    assert merge(a, Figures(lowest_delivery_success={"x": 0.2, "y": 0.9})).lowest_delivery_success == {"x": 0.2, "y": 0.9}
+
+
 def test_correlation_id_found_in_queue_bodies():
     event = {"detail-type": "notify-order", "detail": {"order_id": "o1", "meta_data": {"correlation_id": "cid-1"}}}
     assert find_correlation_id(json.dumps(event)) == "cid-1"
