@@ -97,7 +97,13 @@ def configuration(endpoints: Endpoints, window: RunWindow, prev: Preview | None,
     return cfg
 
 
-def plot_all(endpoints: Endpoints, window: RunWindow, out_dir: Path, end: float) -> tuple[list[tuple[str, str]], list[str]]:
+def plot_all(
+    endpoints: Endpoints,
+    window: RunWindow,
+    out_dir: Path,
+    end: float,
+    results: dict[str, TopologyResult] | None = None,
+) -> tuple[list[tuple[str, str]], list[str]]:
     if not endpoints.prometheus_url:
         return [], ["no prometheus_url in .lab/endpoints.json: plots skipped"]
     prom = Prometheus(endpoints.prometheus_url)
@@ -106,10 +112,18 @@ def plot_all(endpoints: Endpoints, window: RunWindow, out_dir: Path, end: float)
     warnings: list[str] = []
     fetched = {}
     for panel in panels.panels(endpoints, end - window.start):
-        try:
-            data = panels.fetch(prom, panel, window.start, end, step)
-        except PrometheusError as error:
-            return plots, [str(error) + ": plots skipped"]
+        if panel.slug == "orders" and results:
+            # the business outcome from the ledger's records, not from per-invocation metrics
+            panel = panels.ORDERS_FROM_LOGS
+            data = panels.orders_from_logs(
+                {n: (list(r.accepted_at.values()), list(r.delivered_at.values())) for n, r in results.items()},
+                window.start, end, step,
+            )
+        else:
+            try:
+                data = panels.fetch(prom, panel, window.start, end, step)
+            except PrometheusError as error:
+                return plots, [str(error) + ": plots skipped"]
         fetched[panel.slug] = (panel, data)
         path = out_dir / "plots" / f"{panel.slug}.png"
         if panels.plot(panel, data, window.start, path):
@@ -164,7 +178,7 @@ def build(
             warnings.append(str(error))
     figures = merge(figures, sampled)
     say("plotting ...")
-    plots, plot_warnings = plot_all(endpoints, window, out_dir, end)
+    plots, plot_warnings = plot_all(endpoints, window, out_dir, end, results)
     warnings += plot_warnings
 
     load_sent = load_totals(window.folder)

@@ -10,12 +10,13 @@ import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from report import ledger as ledger_mod
-from report.aws_state import QueueContents, read_queue, scan_deliveries
+from report.aws_state import CourierRecord, QueueContents, read_queue, scan_deliveries
 from report.endpoints import Topology
 from report.logs import LogLine, fetch_all, index_statuses
 from report.runs import RunWindow
@@ -61,6 +62,10 @@ class TopologyResult:
     latency: Percentiles  # seconds, notify START -> delivery COMPLETED
     queues: dict[str, QueueContents]
     notes: list[str] = field(default_factory=list)
+    # unix seconds, one entry per order: when it was accepted, and when it was first delivered
+    # (the business outcome over time, each order once however often it was retried)
+    accepted_at: dict[str, float] = field(default_factory=dict)
+    delivered_at: dict[str, float] = field(default_factory=dict)
 
     @property
     def actual_success(self) -> float | None:
@@ -178,6 +183,15 @@ def collect(
         for cid in completed
         if cid in first_start and ("delivery", "COMPLETED", cid) in idx.first
     ]
+    accepted_at = {
+        cid: idx_notify.first[("notification", "COMPLETED", cid)] / 1000
+        for cid in accepted if ("notification", "COMPLETED", cid) in idx_notify.first
+    }
+    delivered_at = {}
+    for cid in ledger.buckets["delivered"]:
+        when = _first_delivery(cid, idx.first, records.get(cid))
+        if when is not None:
+            delivered_at[cid] = when
     for status, ids_ in (("START", started), ("COMPLETED", accepted)):
         lines_n = idx_notify.counts.get(("notification", status), 0)
         if lines_n > len(ids_):
@@ -198,4 +212,17 @@ def collect(
         latency=percentiles(latencies),
         queues=queues,
         notes=notes,
+        accepted_at=accepted_at,
+        delivered_at=delivered_at,
     )
+
+
+def _first_delivery(cid: str, first: dict[tuple[str, str, str], int], record: CourierRecord | None) -> float | None:
+    """The earliest sign of delivery: the courier's record, or a COMPLETED line of either side."""
+    times = [first[k] / 1000 for k in (("delivery", "COMPLETED", cid), ("courier", "COMPLETED", cid)) if k in first]
+    if record is not None and record.first_delivered_at:
+        try:
+            times.append(datetime.fromisoformat(record.first_delivered_at).timestamp())
+        except ValueError:
+            pass
+    return min(times, default=None)

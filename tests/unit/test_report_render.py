@@ -232,3 +232,13 @@ def test_throttles_by_function_table(tmp_path: Path):
     assert "| topology | DeliveryFunction | NotificationFunction |" in text
     assert "| no-flow-control | 40 | 7 |" in text
     assert "throttles by function" not in render(ReportData(window=window(tmp_path), results={}, figures=Figures()))
+
+
+def test_orders_panel_counts_each_order_once_at_its_first_time():
+    from report.panels import cumulative_count, orders_from_logs
+
+    assert cumulative_count([10.0, 12.0, 12.0, 30.0], start=10.0, end=30.0, step=10.0) == [(10.0, 1.0), (20.0, 3.0), (30.0, 4.0)]
+    data = orders_from_logs({"no-flow-control": ([1.0, 2.0], [5.0])}, start=0.0, end=10.0, step=5.0)
+    (accepted_line, accepted), (delivered_line, delivered) = data
+    assert accepted_line.label.startswith("{topology}") and accepted[0].labels == {"topology": "no-flow-control"}
+    assert accepted[0].points[-1] == (10.0, 2.0) and delivered[0].points == [(0.0, 0.0), (5.0, 1.0), (10.0, 1.0)]
