@@ -113,7 +113,9 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
         PanelSpec(
             "actual-success", "Actual success rate: orders delivered / accepted",
             "Orders the courier accepted over orders the notify API accepted, in the dashboard's "
-            "time range (EMF OrdersDelivered / OrdersAccepted): the article's 'actual success rate'.",
+            "time range (EMF OrdersDelivered / OrdersAccepted): the article's 'actual success rate'. "
+            "It counts completed deliveries: an order delivered again after a late failure counts "
+            "twice, so a retry storm can push it past 100%; `make report` counts each order once.",
             "percent",
             (Query(f"100 * sum(increase(emf_orders_delivered_total{{{{sel}}}}[$__range])) / "
                    f"sum(increase(emf_orders_accepted_total{{{{sel}}}}[$__range]))", "delivered %"),),
