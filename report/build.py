@@ -102,7 +102,7 @@ def plot_all(
     window: RunWindow,
     out_dir: Path,
     end: float,
-    results: dict[str, TopologyResult] | None = None,
+    results: dict[str, TopologyResult],
 ) -> tuple[list[tuple[str, str]], list[str]]:
     if not endpoints.prometheus_url:
         return [], ["no prometheus_url in .lab/endpoints.json: plots skipped"]
@@ -111,25 +111,25 @@ def plot_all(
     plots: list[tuple[str, str]] = []
     warnings: list[str] = []
     fetched = {}
-    for panel in panels.panels(endpoints, end - window.start):
-        if panel.slug == "orders" and results:
-            # the business outcome from the ledger's records, not from per-invocation metrics
-            panel = panels.ORDERS_FROM_LOGS
-            data = panels.orders_from_logs(
-                {n: (list(r.accepted_at.values()), list(r.delivered_at.values())) for n, r in results.items()},
-                window.start, end, step,
-            )
-        else:
-            try:
-                data = panels.fetch(prom, panel, window.start, end, step)
-            except PrometheusError as error:
-                return plots, [str(error) + ": plots skipped"]
+
+    def draw(panel: panels.Panel, data: list) -> None:
         fetched[panel.slug] = (panel, data)
         path = out_dir / "plots" / f"{panel.slug}.png"
         if panels.plot(panel, data, window.start, path):
             plots.append((panel.title, f"plots/{path.name}"))
         else:
             warnings.append(f"panel '{panel.title}': no data in Prometheus for this range")
+
+    for panel in panels.panels(endpoints, end - window.start):
+        try:
+            draw(panel, panels.fetch(prom, panel, window.start, end, step))
+        except PrometheusError as error:
+            return plots, [str(error) + ": plots skipped"]
+    # the business outcome from the ledger's records, each order once
+    draw(panels.ORDERS_FROM_LOGS, panels.orders_from_logs(
+        {n: (list(r.accepted_at.values()), list(r.delivered_at.values())) for n, r in results.items()},
+        window.start, end, step,
+    ))
     headline = [fetched[s] for s in ("concurrency", "delivery_success", "orders") if s in fetched]
     if panels.plot_headline(headline, window.start, out_dir / "plots" / "headline.png"):
         plots.insert(0, ("Headline: concurrency, delivery success, orders", "plots/headline.png"))

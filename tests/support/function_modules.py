@@ -18,13 +18,9 @@ FUNCTIONS_DIR = Path(__file__).resolve().parents[2] / "lambdas"
 FAKE_AWS = {"AWS_DEFAULT_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
 
 
-def function_app(folder: str) -> Path:
-    return FUNCTIONS_DIR / folder / "app.py"
-
-
 def load_function(folder: str) -> ModuleType:
     """Import lambdas/<folder>/app.py afresh (its module-level state starts new)."""
-    spec = importlib.util.spec_from_file_location(f"{folder}_app_{uuid.uuid4().hex}", function_app(folder))
+    spec = importlib.util.spec_from_file_location(f"{folder}_app_{uuid.uuid4().hex}", FUNCTIONS_DIR / folder / "app.py")
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses resolve annotations through it
     spec.loader.exec_module(module)
