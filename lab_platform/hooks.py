@@ -55,6 +55,13 @@ def lab_apigateway_throttling() -> None:
 
 
 @hooks.on_infra_start()
+def lab_apigateway_lambda_integration() -> None:
+    from lab_platform.apigateway import lambda_integration
+
+    _apply("LAB_PATCH_APIGW_LAMBDA_NO_RETRY", lambda_integration.patches)
+
+
+@hooks.on_infra_start()
 def lab_sqs_esm_scaling() -> None:
     from lab_platform.sqs_esm import scaling
 

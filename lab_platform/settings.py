@@ -14,6 +14,7 @@ FALSE_VALUES = frozenset({"0", "false", "no", "off"})
 # name -> what the toggle switches
 TOGGLES: dict[str, str] = {
     "LAB_PATCH_APIGW_THROTTLING": "API Gateway usage-plan and stage throttling, quotas",
+    "LAB_PATCH_APIGW_LAMBDA_NO_RETRY": "API Gateway invokes a Lambda integration once (throttle: 500)",
     "LAB_PATCH_SQS_ESM_SCALING": "SQS event source mapping concurrency",
     "LAB_PATCH_ASYNC_SCALING": "asynchronous invocation scale-out and throttle retries",
     "LAB_PATCH_EVENTS_LAMBDA_TARGET": "EventBridge -> Lambda targets queued in process",

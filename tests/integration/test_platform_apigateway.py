@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.integration.platform_support import metric
+from tests.integration.platform_support import deploy_function, metric
 
 pytestmark = pytest.mark.integration
 
@@ -177,3 +177,43 @@ def test_stage_method_settings_throttle_all_clients(localstack):
     statuses = [requests.get(url, timeout=10).status_code for _ in range(8)]
     assert statuses.count(200) in (3, 4), statuses
     assert statuses.count(429) == 8 - statuses.count(200)
+
+
+def lambda_proxy_api(instance, function: str) -> str:
+    """A REST API whose POST / is a Lambda proxy integration of `function`; returns its URL."""
+    arn = instance.client("lambda", account=ACCOUNT).get_function(FunctionName=function)[
+        "Configuration"
+    ]["FunctionArn"]
+    apigw = instance.client("apigateway", account=ACCOUNT)
+    api_id = apigw.create_rest_api(name=f"proxy-{uuid.uuid4().hex[:6]}")["id"]
+    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
+    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
+    apigw.put_integration(
+        restApiId=api_id,
+        resourceId=root,
+        httpMethod="POST",
+        type="AWS_PROXY",
+        integrationHttpMethod="POST",
+        uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations",
+    )
+    apigw.create_deployment(restApiId=api_id, stageName="test")
+    return f"{instance.url}/_aws/execute-api/{api_id}/test/"
+
+
+def test_throttled_lambda_integration_is_one_invoke_answered_500(localstack):
+    """AWS (Lambda guide, services-apigateway-errors): a rejected invoke is a 500 and "API Gateway
+    does not retry any Lambda invocations". LocalStack 4.14 retried it 4 times (5 throttles, 502)."""
+    function = deploy_function(
+        localstack, ACCOUNT, "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
+    )
+    url = lambda_proxy_api(localstack, function)
+    assert requests.post(url, data="{}", timeout=30).status_code == 200
+    localstack.client("lambda", account=ACCOUNT).put_function_concurrency(
+        FunctionName=function, ReservedConcurrentExecutions=0
+    )
+    before = metric(localstack.url, "lab_lambda_throttles_total", function_name=function)
+    answers = [requests.post(url, data="{}", timeout=60) for _ in range(3)]
+    assert [a.status_code for a in answers] == [500, 500, 500]
+    assert all(a.json() == {"message": "Internal server error"} for a in answers)
+    throttles = metric(localstack.url, "lab_lambda_throttles_total", function_name=function) - before
+    assert throttles == 3, f"{throttles} throttles counted for 3 calls: the invoke was retried"
