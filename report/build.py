@@ -245,8 +245,14 @@ def summary(data: ReportData) -> dict[str, Any]:
 
 
 def criteria_from(data: ReportData, live: dict[str, Any] | None) -> list[Criterion]:
-    from report.verdict import check
+    """The measured verdict, each criterion beside the simulation's value of it."""
+    from report.verdict import beside, check, predict
 
     limit = float(live["account_limit"]) if live else None
     esm = float(live["esm_max_concurrency"]) if live else 10
-    return check(data.results, data.figures, limit, esm)
+    profile = data.window.profile
+    criteria = check(data.results, data.figures, limit, esm, profile)
+    sim = data.preview.simulation if data.preview is not None else None
+    if sim is not None:
+        criteria = beside(criteria, predict(sim, data.preview.inputs.account_limit, esm, profile))
+    return criteria

@@ -29,6 +29,7 @@ class Figures:
     account_limit: dict[str, float] = field(default_factory=dict)
     lambda_throttles: dict[str, float] = field(default_factory=dict)
     courier_429: dict[str, float] = field(default_factory=dict)
+    courier_calls: dict[str, float] = field(default_factory=dict)  # the delivery function's attempts
     delivery_invocations: dict[str, float] = field(default_factory=dict)
     delivery_errors: dict[str, float] = field(default_factory=dict)
     throttles_by_function: dict[str, dict[str, float]] = field(default_factory=dict)  # topology -> fn -> n
@@ -56,6 +57,7 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         account_limit=prom.by_topology(f"max by (topology) (max_over_time(lab_lambda_account_concurrency_limit[{r}]))", end),
         lambda_throttles=delta("sum by (topology) (lab_lambda_throttles_total)"),
         courier_429=delta("sum by (topology) (lab_apigateway_throttled_total)"),
+        courier_calls=delta("sum by (topology) (emf_delivery_attempts_total)"),
         delivery_invocations=delta(f'sum by (topology) (lab_lambda_invocations_total{{function_name="{delivery}"}})'),
         delivery_errors=delta(f'sum by (topology) (lab_lambda_errors_total{{function_name="{delivery}"}})'),
         throttles_by_function=_per_function(prom, "sum by (topology, function_name) (lab_lambda_throttles_total)", start, end),
@@ -167,6 +169,7 @@ class PlatformSampler:
         counters = {
             "lambda_throttles": _by_topology(m.get("lab_lambda_throttles_total", {})),
             "courier_429": _by_topology(m.get("lab_apigateway_throttled_total", {})),
+            "courier_calls": _by_topology(m.get("emf_delivery_attempts_total", {})),
             "delivery_invocations": _by_topology(m.get("lab_lambda_invocations_total", {}), function_name=self.delivery),
             "delivery_errors": _by_topology(m.get("lab_lambda_errors_total", {}), function_name=self.delivery),
         }
@@ -201,7 +204,7 @@ def merge(primary: Figures | None, fallback: Figures | None) -> Figures | None:
     for name in ("peak_account_concurrency", "peak_delivery_concurrency", "account_limit"):
         a, b = getattr(primary, name), getattr(fallback, name)
         setattr(out, name, {t: max(a.get(t, 0.0), b.get(t, 0.0)) for t in set(a) | set(b)})
-    for name in ("lambda_throttles", "courier_429", "delivery_invocations", "delivery_errors"):
+    for name in ("lambda_throttles", "courier_429", "courier_calls", "delivery_invocations", "delivery_errors"):
         a, b = getattr(primary, name), getattr(fallback, name)
         setattr(out, name, {t: a.get(t, b.get(t, 0.0)) for t in set(a) | set(b)})
     out.throttles_by_function = primary.throttles_by_function or fallback.throttles_by_function

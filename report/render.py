@@ -7,10 +7,11 @@ from datetime import UTC, datetime
 
 from report.capacity import Preview, render_text
 from report.collect import TopologyResult
+from report.fidelity import Comparison, outside
 from report.figures import Figures
 from report.ledger import BUCKETS
 from report.runs import RunWindow
-from report.verdict import Criterion
+from report.verdict import FC, NFC, Criterion
 
 
 @dataclass
@@ -26,40 +27,51 @@ class ReportData:
     offered: dict[str, int] = field(default_factory=dict)  # requests the load sent, per topology
 
 
-def _predicted_rows(data: ReportData, p: Preview) -> list[list[str]]:
-    nfc_r = data.results.get("no-flow-control")
-    fc_r = data.results.get("flow-control")
+def comparisons(data: ReportData, p: Preview) -> list[tuple[Comparison, str]]:
+    """The headline figures, simulated beside measured, each with its steady-state figure."""
+    nfc_r = data.results.get(NFC)
+    fc_r = data.results.get(FC)
     fig = data.figures or Figures()
     sim = p.simulation
     n = sim.no_flow_control if sim else None
     c = sim.flow_control if sim else None
-    none = "-"
-
-    def s_(value: object) -> str:
-        return none if value is None else str(value)
-
+    nfc_steady = f"{p.no_flow_control.peak_concurrency:.0f}" + (" (limit)" if p.no_flow_control.reaches_account_limit else "")
     return [
-        ["no-flow-control orders accepted", f"{p.total_orders:.0f}", s_(n and n.accepted),
-         s_(len(nfc_r.accepted) if nfc_r else None)],
-        ["no-flow-control peak account concurrency",
-         f"{p.no_flow_control.peak_concurrency:.0f}" + (" (limit)" if p.no_flow_control.reaches_account_limit else ""),
-         s_(n and n.peak_account_concurrency), _num(fig.peak_account_concurrency.get("no-flow-control"))],
-        ["no-flow-control Lambda throttles", none, s_(n and sum(n.throttles.values())),
-         _num(fig.lambda_throttles.get("no-flow-control"))],
-        ["no-flow-control courier 429s", none, s_(n and n.courier_429s), _num(fig.courier_429.get("no-flow-control"))],
-        ["no-flow-control delivery success, lowest minute", none,
-         _pct(n.lowest_delivery_success if n else None), _pct(fig.lowest_delivery_success.get("no-flow-control"))],
-        ["no-flow-control actual success", _pct(p.no_flow_control.expected_success),
-         _pct(n.actual_success if n else None), _pct(nfc_r.actual_success if nfc_r else None)],
-        ["no-flow-control dead-lettered", none, s_(n and n.dead_lettered),
-         s_(nfc_r.ledger.count("dead_lettered") if nfc_r else None)],
-        ["no-flow-control duplicated orders", none, s_(n and n.duplicated), s_(len(nfc_r.duplicates) if nfc_r else None)],
-        ["flow-control peak delivery concurrency", f"{p.flow_control.peak_concurrency:.0f}",
-         s_(c and c.peak_delivery_concurrency), _num(fig.peak_delivery_concurrency.get("flow-control"))],
-        ["flow-control delivered after the drain", _pct(p.flow_control.expected_success),
-         _pct(c.actual_success if c else None),
-         _pct(fc_r.ledger.share("delivered") if fc_r and fc_r.ledger.accepted else None)],
+        (Comparison(f"{NFC} orders accepted", n and n.accepted, len(nfc_r.accepted) if nfc_r else None),
+         f"{p.total_orders:.0f}"),
+        (Comparison(f"{NFC} peak account concurrency", n and n.peak_account_concurrency,
+                    fig.peak_account_concurrency.get(NFC)), nfc_steady),
+        (Comparison(f"{NFC} Lambda throttles", n and sum(n.throttles.values()), fig.lambda_throttles.get(NFC)), "-"),
+        (Comparison(f"{NFC} courier 429s", n and n.courier_429s, fig.courier_429.get(NFC)), "-"),
+        (Comparison(f"{NFC} delivery success, lowest minute", n.lowest_delivery_success if n else None,
+                    fig.lowest_delivery_success.get(NFC), share=True), "-"),
+        (Comparison(f"{NFC} actual success", n.actual_success if n else None,
+                    nfc_r.actual_success if nfc_r else None, share=True), _pct(p.no_flow_control.expected_success)),
+        (Comparison(f"{NFC} dead-lettered", n and n.dead_lettered,
+                    nfc_r.ledger.count("dead_lettered") if nfc_r else None), "-"),
+        (Comparison(f"{NFC} duplicated orders", n and n.duplicated, len(nfc_r.duplicates) if nfc_r else None), "-"),
+        (Comparison(f"{FC} orders accepted", c and c.accepted, len(fc_r.accepted) if fc_r else None),
+         f"{p.total_orders:.0f}"),
+        (Comparison(f"{FC} peak delivery concurrency", c and c.peak_delivery_concurrency,
+                    fig.peak_delivery_concurrency.get(FC)), f"{p.flow_control.peak_concurrency:.0f}"),
+        (Comparison(f"{FC} delivery success, lowest minute", c.lowest_delivery_success if c else None,
+                    fig.lowest_delivery_success.get(FC), share=True), "-"),
+        (Comparison(f"{FC} delivered after the drain", c.actual_success if c else None,
+                    fc_r.ledger.share("delivered") if fc_r and fc_r.ledger.accepted else None, share=True),
+         _pct(p.flow_control.expected_success)),
     ]
+
+
+def _value(x: float | None, share: bool) -> str:
+    if x is None:
+        return "-"
+    return _pct(x) if share else f"{x:.0f}"
+
+
+def _comparison_row(cmp: Comparison, steady: str) -> list[str]:
+    ratio = "-" if cmp.ratio is None else f"{cmp.ratio:.2f}"
+    faithful = {None: "-", True: f"yes ({cmp.bound()})", False: f"**no** ({cmp.bound()})"}[cmp.faithful]
+    return [cmp.quantity, steady, _value(cmp.simulated, cmp.share), _value(cmp.measured, cmp.share), ratio, faithful]
 
 
 def _utc(t: float) -> str:
@@ -100,9 +112,15 @@ def render(data: ReportData) -> str:
         ok = all(c.ok for c in data.criteria)
         md += [f"## Verdict: the article is {'REPRODUCED' if ok else 'NOT reproduced'}", ""]
         md += _table(
-            ["topology", "criterion", "measured", "holds"],
-            [[c.topology, c.name, c.measured, "yes" if c.ok else "**no**"] for c in data.criteria],
+            ["topology", "criterion", "predicted (simulation)", "measured", "source", "holds"],
+            [[c.topology, c.name,
+              "-" if c.predicted is None else f"{c.predicted} ({'holds' if c.predicted_ok else 'fails'})",
+              c.measured, c.source or "-", "yes" if c.ok else "**no**"] for c in data.criteria],
         )
+        md += ["Sources: *platform metric* is the lab's live Lambda / API Gateway metrics (`/_lab/metrics`, "
+               "Prometheus); *ledger* is every accepted order followed through CloudWatch Logs, the courier's "
+               "table and the queues; *predicted* is the same criterion on the ideal-platform simulation "
+               "(`report.simulate`).", ""]
 
     md += ["## Actual success rate, the article's way", "",
            "START lines of `notify-handler` vs COMPLETED lines of `delivery-handler` in CloudWatch Logs, "
@@ -185,12 +203,17 @@ def render(data: ReportData) -> str:
 
     if data.preview is not None:
         p = data.preview
-        md += ["## Predicted vs measured", ""]
-        md += _table(["quantity", "steady state", "simulated", "measured"], _predicted_rows(data, p))
+        md += ["## Measured vs simulated", ""]
+        rows = comparisons(data, p)
+        md += _table(["quantity", "steady state", "simulated", "measured", "measured / simulated", "within"],
+                     [_comparison_row(cmp, steady) for cmp, steady in rows])
+        off = outside([cmp for cmp, _ in rows])
+        md += [f"Outside the bound: {', '.join(cmp.quantity for cmp in off)}." if off
+               else "Every figure measured is within its bound of the simulation.", ""]
         md += ["Steady state is the preview's arithmetic (Little's law, mean waits): it has no clock, so it "
                "cannot see Lambda's retries landing after the overload. The simulation plays the profile out "
-               "in time on an ideal platform (`report.simulate`); on a loaded machine the emulator's own "
-               "queueing weakens the storm, so measured outcomes can come out better than simulated.", ""]
+               "in time on an ideal platform (`report.simulate`, `report/README.md`): a measured figure far "
+               "from it is the emulator's or the platform's departure from AWS, not AWS's behaviour.", ""]
         md += ["### Capacity preview", "", "```", render_text(p), "```", ""]
 
     if data.plots:

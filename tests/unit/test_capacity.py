@@ -197,7 +197,7 @@ def test_courier_behaviour_is_sampled_from_the_courier_code():
 
 def test_smoke_profile_phases_come_from_the_load_package():
     phases = load_phases("smoke")
-    assert sum(p.seconds for p in phases) <= 180
+    assert sum(p.seconds for p in phases) <= 8 * 60
     assert max(max(p.start_rate, p.end_rate) for p in phases) == 15
     with pytest.raises(ConfigError):
         load_phases("no-such-profile")

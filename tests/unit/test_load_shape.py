@@ -60,16 +60,17 @@ def test_pool_never_shrinks() -> None:
 def test_lookahead_sees_the_next_phase() -> None:
     plan = ShapePlan(get_profile("smoke"), 1)
     # 1 s before the 2 -> 5 ramp ends, the pool is already sized for 5 req/s
-    assert plan.peak_rate_ahead(29) == pytest.approx(5.0, abs=1e-3)
+    assert plan.peak_rate_ahead(39) == pytest.approx(5.0, abs=1e-3)
     assert plan.peak_rate_ahead(0) == pytest.approx(2.0)
 
 
 def test_run_ends_at_the_profile_end_once_drained() -> None:
     profile = get_profile("smoke")
     plan = ShapePlan(profile, 2)
-    plan.tick(179)
-    assert plan.tick(180, in_flight=0, backlog=0) is None
-    assert plan.tick(180, in_flight=3) == (plan.users, float(plan.users))
+    end = profile.duration
+    plan.tick(end - 1)
+    assert plan.tick(end, in_flight=0, backlog=0) is None
+    assert plan.tick(end, in_flight=3) == (plan.users, float(plan.users))
     assert DRAIN_GRACE > REQUEST_TIMEOUT  # every request sent gets its outcome recorded
-    assert plan.tick(180, backlog=1) is not None
-    assert plan.tick(180 + DRAIN_GRACE, in_flight=3) is None  # stuck requests do not hold it open
+    assert plan.tick(end, backlog=1) is not None
+    assert plan.tick(end + DRAIN_GRACE, in_flight=3) is None  # stuck requests do not hold it open

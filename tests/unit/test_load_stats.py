@@ -16,18 +16,18 @@ from load.targets import TargetError, load_targets, selected_topologies
 def test_sends_are_counted_in_the_phase_they_start_in(tmp_path: Path) -> None:
     profile = get_profile("smoke")
     stats = RunStats(profile, ("no-flow-control", "flow-control"))
-    for t in (0, 5, 9.999):
+    for t in (0, 5, 19.999):
         stats.on_send("no-flow-control", t, t)
-    phase = stats.on_send("no-flow-control", 10.0, 9.9)  # the boundary starts phase 2
+    phase = stats.on_send("no-flow-control", 20.0, 19.9)  # the boundary starts phase 2
     stats.on_result("no-flow-control", phase, 0.05, failed=True)
-    stats.on_send("flow-control", 500, 179.9)  # a late ticket after the end: last phase
+    stats.on_send("flow-control", 800, 319.9)  # a late ticket after the end: last phase
     rows = {(r.index, r.topology): r for r in stats.results()}
     assert rows[(0, "no-flow-control")].sent == 3
     assert rows[(1, "no-flow-control")].sent == 1
     assert rows[(1, "no-flow-control")].failed == 1
     assert rows[(3, "flow-control")].sent == 1
-    assert rows[(0, "no-flow-control")].actual_rate == pytest.approx(0.3)
-    assert rows[(0, "no-flow-control")].deviation == pytest.approx(0.3 / 2 - 1)
+    assert rows[(0, "no-flow-control")].actual_rate == pytest.approx(0.15)  # 3 sends in 20 s
+    assert rows[(0, "no-flow-control")].deviation == pytest.approx(0.15 / 2 - 1)
     assert rows[(1, "no-flow-control")].target_rate == pytest.approx(3.5)
 
     stats.write(tmp_path, {"profile": "smoke"})
@@ -40,8 +40,8 @@ def test_sends_are_counted_in_the_phase_they_start_in(tmp_path: Path) -> None:
 def test_progress_line_names_phase_target_and_actual() -> None:
     stats = RunStats(get_profile("smoke"), ("flow-control",))
     for i in range(40):
-        stats.on_send("flow-control", 35 + i * 0.125, 35 + i * 0.125)
-    line = stats.progress_line(40.0, users=30, backlog=0)
+        stats.on_send("flow-control", 45 + i * 0.125, 45 + i * 0.125)
+    line = stats.progress_line(50.0, users=30, backlog=0)
     assert "phase 3/4 'ramp past the courier limit'" in line
     assert "target  5.10 req/s" in line  # 4 + 11 * 10/100
     assert "flow-control  8.00 req/s" in line  # 40 sends in the last 5 s

@@ -73,24 +73,53 @@ def test_render_tables_from_given_results(tmp_path: Path):
 
 
 def test_verdict_criteria():
-    nfc = result("no-flow-control", 100, 20, 30, 50)
+    nfc = result("no-flow-control", 100, 20, 30, 50, duplicates=2)
     fc = result("flow-control", 100, 100, 0, 0)
     good = Figures(peak_account_concurrency={"no-flow-control": 400}, peak_delivery_concurrency={"flow-control": 10},
-                   account_limit={"no-flow-control": 400}, lambda_throttles={"no-flow-control": 3})
-    criteria = check({"no-flow-control": nfc, "flow-control": fc}, good, 400, 10)
-    assert reproduced(criteria), criteria
+                   account_limit={"no-flow-control": 400}, lambda_throttles={"no-flow-control": 3},
+                   courier_429={"no-flow-control": 500, "flow-control": 1}, courier_calls={"flow-control": 200},
+                   lowest_delivery_success={"no-flow-control": 0.3, "flow-control": 0.97})
+    both = {"no-flow-control": nfc, "flow-control": fc}
+    criteria = check(both, good, 400, 10, "smoke")
+    assert reproduced(criteria), [c for c in criteria if not c.ok]
+    assert {c.source for c in criteria} == {"platform metric", "ledger"}
     for change in (
-        {"peak_account_concurrency": {"no-flow-control": 399}},
         {"lambda_throttles": {"no-flow-control": 0}},
+        {"courier_429": {"no-flow-control": 0, "flow-control": 1}},
+        {"lowest_delivery_success": {"no-flow-control": 0.5, "flow-control": 0.97}},  # 50% is no collapse
+        {"peak_account_concurrency": {"no-flow-control": 99}},  # under 10 x flow-control's 10
         {"peak_delivery_concurrency": {"flow-control": 11}},
+        {"courier_429": {"no-flow-control": 500, "flow-control": 3}},  # 1.5% of flow-control's calls
+        {"lowest_delivery_success": {"no-flow-control": 0.3, "flow-control": 0.94}},
     ):
         bad = Figures(**{**good.__dict__, **change})
-        assert not reproduced(check({"no-flow-control": nfc, "flow-control": fc}, bad, 400, 10)), change
-    healthy_nfc = result("no-flow-control", 100, 60, 0, 0)  # 60% success is not a collapse
-    assert not reproduced(check({"no-flow-control": healthy_nfc, "flow-control": fc}, good, 400, 10))
+        assert not reproduced(check(both, bad, 400, 10, "smoke")), change
+    quiet_nfc = result("no-flow-control", 100, 100, 0, 0)  # nothing duplicated, nothing dead-lettered
+    assert not reproduced(check({"no-flow-control": quiet_nfc, "flow-control": fc}, good, 400, 10, "smoke"))
     lossy_fc = result("flow-control", 100, 99, 0, 1)
-    assert not reproduced(check({"no-flow-control": nfc, "flow-control": lossy_fc}, good, 400, 10))
-    assert not reproduced(check({"flow-control": fc}, good, 400, 10))
+    assert not reproduced(check({"no-flow-control": nfc, "flow-control": lossy_fc}, good, 400, 10, "smoke"))
+    assert not reproduced(check({"flow-control": fc}, good, 400, 10, "smoke"))
+    # the seed profile also judges loss and the account limit
+    seed = check(both, good, 400, 10, "seed")
+    assert reproduced(seed) and len(seed) == len(criteria) + 2
+    below_limit = Figures(**{**good.__dict__, "peak_account_concurrency": {"no-flow-control": 399}})
+    assert reproduced(check(both, below_limit, 400, 10, "smoke"))
+    assert not reproduced(check(both, below_limit, 400, 10, "seed"))
+    no_dead = {"no-flow-control": result("no-flow-control", 100, 70, 0, 30, duplicates=2), "flow-control": fc}
+    assert reproduced(check(no_dead, good, 400, 10, "smoke")) and not reproduced(check(no_dead, good, 400, 10, "seed"))
+
+
+def test_verdict_shows_the_prediction_beside_each_criterion(tmp_path: Path):
+    from report.verdict import Criterion, beside
+
+    measured = [Criterion("no-flow-control", "Lambda throttles > 0", "0", False, "platform metric")]
+    predicted = [Criterion("no-flow-control", "Lambda throttles > 0", "673", True, "simulation")]
+    (c,) = beside(measured, predicted)
+    assert (c.predicted, c.predicted_ok, c.ok, c.source) == ("673", True, False, "platform metric")
+    data = ReportData(window=window(tmp_path), results={}, criteria=[c])
+    text = render(data)
+    assert "| topology | criterion | predicted (simulation) | measured | source | holds |" in text
+    assert "| no-flow-control | Lambda throttles > 0 | 673 (holds) | 0 | platform metric | **no** |" in text
 
 
 def test_plot_writes_a_png_from_given_series(tmp_path: Path):
@@ -194,9 +223,10 @@ def test_preview_in_the_report(tmp_path: Path):
     prev = preview(CapacityInputs("smoke", (Phase("p", 60, 15, 15),), 29, Retry(5, 3, 0, 5), 10, 10, 0.2, 0, 2, 400, 2, 10))
     data = ReportData(window=window(tmp_path), results={"no-flow-control": result("no-flow-control", 10, 2, 8, 0)}, preview=prev)
     text = render(data)
-    assert "## Predicted vs measured" in text
-    assert "| quantity | steady state | simulated | measured |" in text
-    assert "| no-flow-control dead-lettered | - | 0 |" in text  # a 60 s overload: retries land after it
+    assert "## Measured vs simulated" in text
+    assert "| quantity | steady state | simulated | measured | measured / simulated | within |" in text
+    # a 60 s overload: retries land after it; 8 measured vs 0 simulated is within 25 orders
+    assert "| no-flow-control dead-lettered | - | 0 | 8 | - | yes (+-25) |" in text
     assert "| no-flow-control actual success |" in text and "| 20.0% |" in text
     assert "### Capacity preview" in text and "32 s" in text
 
@@ -242,3 +272,15 @@ def test_orders_panel_counts_each_order_once_at_its_first_time():
     (accepted_line, accepted), (delivered_line, delivered) = data
     assert accepted_line.label.startswith("{topology}") and accepted[0].labels == {"topology": "no-flow-control"}
     assert accepted[0].points[-1] == (10.0, 2.0) and delivered[0].points == [(0.0, 0.0), (5.0, 1.0), (10.0, 1.0)]
+
+
+def test_fidelity_bounds():
+    from report.fidelity import Comparison, outside
+
+    assert Comparison("x", 9244, 59211).faithful is False  # the throttles of the old seed run: 6.4x
+    assert Comparison("x", 1000, 1240).faithful and not Comparison("x", 1000, 1260).faithful
+    assert Comparison("x", 4, 29).faithful and not Comparison("x", 4, 30).faithful  # few: +-25
+    assert Comparison("x", 0.168, 0.20, share=True).faithful is True
+    assert Comparison("x", 0.168, 0.298, share=True).faithful is False
+    assert Comparison("x", None, 3).faithful is None and Comparison("x", 0, 0).ratio is None
+    assert [c.quantity for c in outside([Comparison("a", 100, 200), Comparison("b", 100, 110)])] == ["a"]
