@@ -42,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     from report.story import StoryError
 
     try:
+        if args.command == "experiment" and args.endpoints is None:
+            _bring_up_if_down()
         endpoints = endpoints_mod.load(args.endpoints)
         if args.command == "story":
             return _story(endpoints, args)
@@ -71,6 +73,31 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: LocalStack unreachable ({error.__class__.__name__}): run `make up` first", file=sys.stderr)
         return 2
     return 2
+
+
+def _bring_up_if_down() -> None:
+    """`make experiment` on a stopped lab starts it first (its exit 2 if that fails)."""
+    import subprocess
+
+    from labctl.localstack_host import is_ready
+
+    try:
+        endpoints = endpoints_mod.load(None)
+        if all(_answers(is_ready, url) for url in endpoints.localstack_urls):
+            return
+    except endpoints_mod.LabNotUp:
+        pass
+    print("experiment: the lab is not up: bringing it up first (make up)", flush=True)
+    subprocess.run([sys.executable, "-m", "labctl", "down"], check=False, stdout=subprocess.DEVNULL)
+    if subprocess.run([sys.executable, "-m", "labctl", "up"], check=False).returncode != 0:
+        raise endpoints_mod.LabNotUp("`make up` failed (its error is above): fix that, then `make experiment` again")
+
+
+def _answers(is_ready, url: str) -> bool:
+    try:
+        return bool(is_ready(url))
+    except Exception:  # noqa: BLE001 - any failure: not answering
+        return False
 
 
 def _connection_errors() -> tuple[type[BaseException], ...]:

@@ -230,6 +230,7 @@ def summary(data: ReportData) -> dict[str, Any]:
             "started": len(r.started),
             "accepted": len(r.accepted),
             "actual_success": r.actual_success,
+            "actual_success_in_load": r.actual_success_in_load,
             "ledger": {b: r.ledger.count(b) for b in r.ledger.buckets},
             "lost_decidable": r.ledger.lost_decidable,
             "duplicates": len(r.duplicates),

@@ -66,6 +66,9 @@ class TopologyResult:
     # (the business outcome over time, each order once however often it was retried)
     accepted_at: dict[str, float] = field(default_factory=dict)
     delivered_at: dict[str, float] = field(default_factory=dict)
+    # delivery-handler COMPLETED before the load ended: what the article's Logs Insights query
+    # showed when its test stopped (retries still to come were not in it)
+    completed_in_load: set[str] = field(default_factory=set)
 
     @property
     def actual_success(self) -> float | None:
@@ -73,6 +76,13 @@ class TopologyResult:
         if not self.started:
             return None
         return len(self.completed & self.started) / len(self.started)
+
+    @property
+    def actual_success_in_load(self) -> float | None:
+        """The article's measure counted over the load window alone."""
+        if not self.started:
+            return None
+        return len(self.completed_in_load & self.started) / len(self.started)
 
 
 def run_lines(lines: list[LogLine], window: RunWindow) -> list[LogLine]:
@@ -214,6 +224,9 @@ def collect(
         notes=notes,
         accepted_at=accepted_at,
         delivered_at=delivered_at,
+        completed_in_load={
+            cid for cid in completed if idx.first.get(("delivery", "COMPLETED", cid), math.inf) / 1000 <= window.end
+        },
     )
 
 

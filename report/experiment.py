@@ -23,7 +23,7 @@ from report.config_sources import ConfigError, gather
 from report.endpoints import Endpoints
 from report.figures import PlatformSampler
 from report.runs import REPORTS_DIR, from_folder
-from report.verdict import predict, reproduced
+from report.verdict import Criterion, predict, reproduced
 
 
 def say(message: str) -> None:
@@ -185,7 +185,7 @@ def experiment(
         predicted_drain = prev.flow_control.drain_seconds
         if prev.simulation is not None:
             predicted_drain = max(predicted_drain, prev.simulation.flow_control.last_delivery_after_load)
-            expected = predict(prev.simulation, prev.inputs.account_limit, prev.inputs.esm_max_concurrency)
+            expected = predict(prev.simulation, prev.inputs.account_limit, prev.inputs.esm_max_concurrency, profile)
             for c in expected:
                 say(f"predicted {'ok  ' if c.ok else 'FAIL'} {c.topology}: {c.name}: {c.measured}")
             say(f"the simulation predicts the article is {'' if reproduced(expected) else 'NOT '}reproduced "
@@ -219,10 +219,22 @@ def experiment(
         endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from
     )
     criteria = data.criteria or []
-    for c in criteria:
-        say(f"{'ok  ' if c.ok else 'FAIL'} {c.topology}: {c.name}: {c.measured}")
+    print(verdict_table(criteria), flush=True)
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     # Locust exits 1 when any request failed: the run happened and the report counts what was
     # accepted. Anything else (2: bad configuration, 130: interrupted) means no valid run.
-    ok = reproduced(criteria) and code in (0, 1)
-    say(f"{'REPRODUCED' if ok else 'NOT reproduced'}; report: {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}")
+    if code not in (0, 1):
+        say(f"the load did not run to its end (exit {code}): no verdict; report: {shown}")
+        return 2
+    ok = reproduced(criteria)
+    say(f"{'REPRODUCED' if ok else 'NOT reproduced'}; report: {shown}")
     return 0 if ok else 1
+
+
+def verdict_table(criteria: list[Criterion]) -> str:
+    """The verdict as a fixed-width table: criterion, the simulation's value, the measured one."""
+    rows = [("topology", "criterion", "predicted", "measured", "source", "holds")]
+    rows += [(c.topology, c.name, c.predicted or "-", c.measured, c.source or "-", "yes" if c.ok else "NO")
+             for c in criteria]
+    widths = [min(max(len(r[i]) for r in rows), 60) for i in range(len(rows[0]))]
+    return "\n".join("  ".join(cell[:60].ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)

@@ -124,19 +124,21 @@ def render(data: ReportData) -> str:
 
     md += ["## Actual success rate, the article's way", "",
            "START lines of `notify-handler` vs COMPLETED lines of `delivery-handler` in CloudWatch Logs, "
-           "matched by correlation_id.", ""]
+           "matched by correlation_id: counted when the load ended (what the article's Logs Insights query "
+           "showed when its test stopped) and again after the drain, when every retry has run.", ""]
     md += _table(
-        ["topology", "notify START", "delivery COMPLETED (matched)", "actual success", "sent by the load", "delivered / sent"],
+        ["topology", "notify START", "delivery COMPLETED (matched)", "actual success, load window",
+         "actual success, after the drain", "sent by the load", "delivered / sent"],
         [
-            [n, str(len(r.started)), str(len(r.completed & r.started)), _pct(r.actual_success),
-             str(data.offered[n]) if n in data.offered else "n/a",
+            [n, str(len(r.started)), str(len(r.completed & r.started)), _pct(r.actual_success_in_load),
+             _pct(r.actual_success), str(data.offered[n]) if n in data.offered else "n/a",
              _pct(len(r.ledger.buckets["delivered"]) / data.offered[n]) if data.offered.get(n) else "n/a"]
             for n, r in data.results.items()
         ],
     )
     if any(data.offered.get(n, 0) > len(r.started) for n, r in data.results.items()):
-        md += ["Requests the load sent that never reached a notify-handler START (no answer in time) are outside "
-               "the article's measure; the last column counts them.", ""]
+        md += ["Requests the load sent that never reached a notify-handler START (refused at the front door, or "
+               "no answer in time) are outside the article's measure; the last column counts them as not delivered.", ""]
 
     md += ["## Order ledger", "",
            "accepted (notify-handler COMPLETED) = delivered (courier record or delivery COMPLETED) + dead-lettered "

@@ -32,6 +32,7 @@ def result(name: str, started: int, completed: int, dead: int, lost: int, duplic
         line_counts={"delivery COMPLETED": completed}, ledger=ledger,
         duplicates={cid: 2 for cid in order[:duplicates]}, courier_records=completed,
         latency=percentiles([float(i) for i in range(1, completed + 1)]), queues={},
+        completed_in_load=set(order[: completed // 2]),  # half of them before the load ended
     )
 
 
@@ -61,8 +62,9 @@ def test_render_tables_from_given_results(tmp_path: Path):
     data.criteria = check(data.results, figures, 400, 10)
     text = render(data)
     # the article's success rate, then what the load sent: 20 delivered of 200 sent
-    assert "| no-flow-control | 100 | 20 | 20.0% | 200 | 10.0% |" in text
-    assert "| flow-control | 100 | 99 | 99.0% | n/a | n/a |" in text
+    # the article's success rate when the load ended and after the drain, then what the load sent
+    assert "| no-flow-control | 100 | 20 | 10.0% | 20.0% | 200 | 10.0% |" in text
+    assert "| flow-control | 100 | 99 | 49.0% | 99.0% | n/a | n/a |" in text
     assert "| no-flow-control | 100 | 20 (20.0%) | 30 (30.0%) | 40 (40.0%) | 10 (10.0%) | yes | yes |" in text
     assert "| no-flow-control | 20 | 4 | 4 | 2 |" in text  # duplicates
     assert "| flow-control | 99 | 50.00 | 95.00 | 99.00 | 99.00 |" in text  # latency
