@@ -103,7 +103,7 @@ def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: f
         print(f"  logs         {shown(processes.LOG_DIR)}/ (localstack.log, prometheus.log)")
     else:
         print("  logs         docker compose logs -f localstack")
-    print("Next: `make load` (18-minute seed ramp; PROFILE=smoke for 3 minutes), then watch the dashboards.")
+    print("Next: `make load` (18-minute seed ramp; PROFILE=smoke for 5 minutes), then watch the dashboards.")
     print("Stop: `make down`.")
 
 

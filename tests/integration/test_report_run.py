@@ -148,6 +148,14 @@ def test_report_ledger_and_story_on_a_real_run(lab, tmp_path: Path):
     # the article's rate: 10 of 11 flow-control orders completed, all 10 no-flow-control ones
     assert data.results["flow-control"].actual_success == pytest.approx(10 / 11)
     assert data.results["no-flow-control"].actual_success == 1.0
+    # ... and over the load window alone (#14): all of it here, since the window ended after the
+    # deliveries; a window ending before the first order completed counts none of them
+    assert data.results["no-flow-control"].actual_success_in_load == 1.0
+    _, at_start = build_mod.build(endpoints, RunWindow(tmp_path / f"{run_id}-at-start", start, start, "smoke", run_id, True))
+    assert at_start.results["no-flow-control"].actual_success_in_load == 0.0
+    assert at_start.results["no-flow-control"].actual_success == 1.0
+    _, mid = build_mod.build(endpoints, RunWindow(tmp_path / f"{run_id}-mid", start, early_window.end, "smoke", run_id, True))
+    assert mid.results["no-flow-control"].actual_success_in_load <= mid.results["no-flow-control"].actual_success
 
     text = path.read_text()
     assert "| flow-control | 11 | 10 (90.9%) | 0 (0.0%) | 0 (0.0%) | 1 (9.1%) | yes | yes |" in text

@@ -112,7 +112,7 @@ def test_the_usage_plan_admits_at_most_its_rate_plus_burst():
 
 def test_a_short_overload_loses_nothing_a_long_one_does():
     # Lambda retries a failed event after 1 and then 2 more minutes: a 50 s overload is over by
-    # then, a 4-minute one is not. This is why the 3-minute smoke run cannot lose an order.
+    # then, a 4-minute one is not. This is why the old 3-minute smoke run (a 50 s overload) could not lose an order.
     short = simulate(inputs(phases=smoke(50))).no_flow_control
     long = simulate(inputs(phases=smoke(240))).no_flow_control
     assert short.peak_account_concurrency > 200 and short.courier_429s > 1000
