@@ -121,6 +121,7 @@ class Preview:
     peak_rate: float
     profile_seconds: float
     simulation: Simulation | None = None  # the profile played out in time (report.simulate)
+    spread: tuple[Simulation, ...] = ()  # the same under several seeds (report.simulate.SPREAD_SEEDS)
 
 
 def profile_timeline(phases: tuple[Phase, ...], step: float = 1.0) -> list[float]:
@@ -308,10 +309,12 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
         )
     )
     simulation = None
+    spread: tuple[Simulation, ...] = ()
     if simulated:
-        from report.simulate import simulate  # imported here: it builds on this module
+        from report.simulate import simulate_spread  # imported here: it builds on this module
 
-        simulation = simulate(inputs)
+        spread = simulate_spread(inputs)
+        simulation = spread[0]
     return Preview(
         inputs=inputs,
         findings=tuple(findings),
@@ -321,6 +324,7 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
         peak_rate=peak,
         profile_seconds=seconds,
         simulation=simulation,
+        spread=spread,
     )
 
 

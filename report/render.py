@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -11,6 +12,7 @@ from report.fidelity import Comparison, outside
 from report.figures import Figures
 from report.ledger import BUCKETS
 from report.runs import RunWindow
+from report.simulate import Simulation
 from report.verdict import FC, NFC, Criterion
 
 
@@ -28,38 +30,46 @@ class ReportData:
 
 
 def comparisons(data: ReportData, p: Preview) -> list[tuple[Comparison, str]]:
-    """The headline figures, simulated beside measured, each with its steady-state figure."""
+    """The headline figures, simulated (seed 1, and the range over every seed run) beside measured,
+    each with its steady-state figure."""
     nfc_r = data.results.get(NFC)
     fc_r = data.results.get(FC)
     fig = data.figures or Figures()
-    sim = p.simulation
-    n = sim.no_flow_control if sim else None
-    c = sim.flow_control if sim else None
+    sims = p.spread or ((p.simulation,) if p.simulation else ())
     nfc_steady = f"{p.no_flow_control.peak_concurrency:.0f}" + (" (limit)" if p.no_flow_control.reaches_account_limit else "")
-    return [
-        (Comparison(f"{NFC} orders accepted", n and n.accepted, len(nfc_r.accepted) if nfc_r else None),
-         f"{p.total_orders:.0f}"),
-        (Comparison(f"{NFC} peak account concurrency", n and n.peak_account_concurrency,
-                    fig.peak_account_concurrency.get(NFC)), nfc_steady),
-        (Comparison(f"{NFC} Lambda throttles", n and sum(n.throttles.values()), fig.lambda_throttles.get(NFC)), "-"),
-        (Comparison(f"{NFC} courier 429s", n and n.courier_429s, fig.courier_429.get(NFC)), "-"),
-        (Comparison(f"{NFC} delivery success, lowest minute", n.lowest_delivery_success if n else None,
-                    fig.lowest_delivery_success.get(NFC), share=True), "-"),
-        (Comparison(f"{NFC} actual success", n.actual_success if n else None,
-                    nfc_r.actual_success if nfc_r else None, share=True), _pct(p.no_flow_control.expected_success)),
-        (Comparison(f"{NFC} dead-lettered", n and n.dead_lettered,
-                    nfc_r.ledger.count("dead_lettered") if nfc_r else None), "-"),
-        (Comparison(f"{NFC} duplicated orders", n and n.duplicated, len(nfc_r.duplicates) if nfc_r else None), "-"),
-        (Comparison(f"{FC} orders accepted", c and c.accepted, len(fc_r.accepted) if fc_r else None),
-         f"{p.total_orders:.0f}"),
-        (Comparison(f"{FC} peak delivery concurrency", c and c.peak_delivery_concurrency,
-                    fig.peak_delivery_concurrency.get(FC)), f"{p.flow_control.peak_concurrency:.0f}"),
-        (Comparison(f"{FC} delivery success, lowest minute", c.lowest_delivery_success if c else None,
-                    fig.lowest_delivery_success.get(FC), share=True), "-"),
-        (Comparison(f"{FC} delivered after the drain", c.actual_success if c else None,
-                    fc_r.ledger.share("delivered") if fc_r and fc_r.ledger.accepted else None, share=True),
+    rows: list[tuple[str, Callable[[Simulation], float | None], float | None, bool, str]] = [
+        (f"{NFC} orders accepted", lambda s: s.no_flow_control.accepted,
+         len(nfc_r.accepted) if nfc_r else None, False, f"{p.total_orders:.0f}"),
+        (f"{NFC} peak account concurrency", lambda s: s.no_flow_control.peak_account_concurrency,
+         fig.peak_account_concurrency.get(NFC), False, nfc_steady),
+        (f"{NFC} Lambda throttles", lambda s: sum(s.no_flow_control.throttles.values()),
+         fig.lambda_throttles.get(NFC), False, "-"),
+        (f"{NFC} courier 429s", lambda s: s.no_flow_control.courier_429s, fig.courier_429.get(NFC), False, "-"),
+        (f"{NFC} delivery success, lowest minute", lambda s: s.no_flow_control.lowest_delivery_success,
+         fig.lowest_delivery_success.get(NFC), True, "-"),
+        (f"{NFC} actual success", lambda s: s.no_flow_control.actual_success,
+         nfc_r.actual_success if nfc_r else None, True, _pct(p.no_flow_control.expected_success)),
+        (f"{NFC} dead-lettered", lambda s: s.no_flow_control.dead_lettered,
+         nfc_r.ledger.count("dead_lettered") if nfc_r else None, False, "-"),
+        (f"{NFC} duplicated orders", lambda s: s.no_flow_control.duplicated,
+         len(nfc_r.duplicates) if nfc_r else None, False, "-"),
+        (f"{FC} orders accepted", lambda s: s.flow_control.accepted,
+         len(fc_r.accepted) if fc_r else None, False, f"{p.total_orders:.0f}"),
+        (f"{FC} peak delivery concurrency", lambda s: s.flow_control.peak_delivery_concurrency,
+         fig.peak_delivery_concurrency.get(FC), False, f"{p.flow_control.peak_concurrency:.0f}"),
+        (f"{FC} delivery success, lowest minute", lambda s: s.flow_control.lowest_delivery_success,
+         fig.lowest_delivery_success.get(FC), True, "-"),
+        (f"{FC} delivered after the drain", lambda s: s.flow_control.actual_success,
+         fc_r.ledger.share("delivered") if fc_r and fc_r.ledger.accepted else None, True,
          _pct(p.flow_control.expected_success)),
     ]
+    out = []
+    for quantity, of, measured_value, share, steady in rows:
+        values = [v for v in (of(sim) for sim in sims) if v is not None]
+        first = of(sims[0]) if sims else None
+        low, high = (min(values), max(values)) if len(values) > 1 else (None, None)
+        out.append((Comparison(quantity, first, measured_value, share, low, high), steady))
+    return out
 
 
 def _value(x: float | None, share: bool) -> str:
@@ -71,7 +81,10 @@ def _value(x: float | None, share: bool) -> str:
 def _comparison_row(cmp: Comparison, steady: str) -> list[str]:
     ratio = "-" if cmp.ratio is None else f"{cmp.ratio:.2f}"
     faithful = {None: "-", True: f"yes ({cmp.bound()})", False: f"**no** ({cmp.bound()})"}[cmp.faithful]
-    return [cmp.quantity, steady, _value(cmp.simulated, cmp.share), _value(cmp.measured, cmp.share), ratio, faithful]
+    simulated = _value(cmp.simulated, cmp.share)
+    if cmp.low is not None and cmp.high is not None and cmp.low != cmp.high:
+        simulated += f" ({_value(cmp.low, cmp.share)}-{_value(cmp.high, cmp.share)})"
+    return [cmp.quantity, steady, simulated, _value(cmp.measured, cmp.share), ratio, faithful]
 
 
 def _utc(t: float) -> str:
@@ -207,7 +220,8 @@ def render(data: ReportData) -> str:
         p = data.preview
         md += ["## Measured vs simulated", ""]
         rows = comparisons(data, p)
-        md += _table(["quantity", "steady state", "simulated", "measured", "measured / simulated", "within"],
+        md += _table(["quantity", "steady state", "simulated: seed 1 (range over seeds)", "measured",
+                      "measured / simulated", "within"],
                      [_comparison_row(cmp, steady) for cmp, steady in rows])
         off = outside([cmp for cmp, _ in rows])
         md += [f"Outside the bound: {', '.join(cmp.quantity for cmp in off)}." if off

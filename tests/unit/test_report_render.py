@@ -226,7 +226,7 @@ def test_preview_in_the_report(tmp_path: Path):
     data = ReportData(window=window(tmp_path), results={"no-flow-control": result("no-flow-control", 10, 2, 8, 0)}, preview=prev)
     text = render(data)
     assert "## Measured vs simulated" in text
-    assert "| quantity | steady state | simulated | measured | measured / simulated | within |" in text
+    assert "| quantity | steady state | simulated: seed 1 (range over seeds) | measured | measured / simulated | within |" in text
     # a 60 s overload: retries land after it; 8 measured vs 0 simulated is within 25 orders
     assert "| no-flow-control dead-lettered | - | 0 | 8 | - | yes (+-25) |" in text
     assert "| no-flow-control actual success |" in text and "| 20.0% |" in text
@@ -286,3 +286,7 @@ def test_fidelity_bounds():
     assert Comparison("x", 0.168, 0.298, share=True).faithful is False
     assert Comparison("x", None, 3).faithful is None and Comparison("x", 0, 0).ratio is None
     assert [c.quantity for c in outside([Comparison("a", 100, 200), Comparison("b", 100, 110)])] == ["a"]
+    # with several seeds, the bound applies to their range: 102 dead letters vs 70 (seeds: 52-114)
+    assert not Comparison("x", 70, 102).faithful and Comparison("x", 70, 102, low=52, high=114).faithful
+    assert Comparison("x", 1000, 1700, low=900, high=1300).faithful is False  # 1.31x the highest seed
+    assert Comparison("x", 1000, 1600, low=900, high=1300).faithful is True
