@@ -12,7 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.integration.platform_support import deploy_function, metric
+from tests.integration.platform_support import deploy_function, lambda_proxy_api, metric
 
 pytestmark = pytest.mark.integration
 
@@ -179,34 +179,13 @@ def test_stage_method_settings_throttle_all_clients(localstack):
     assert statuses.count(429) == 8 - statuses.count(200)
 
 
-def lambda_proxy_api(instance, function: str) -> str:
-    """A REST API whose POST / is a Lambda proxy integration of `function`; returns its URL."""
-    arn = instance.client("lambda", account=ACCOUNT).get_function(FunctionName=function)[
-        "Configuration"
-    ]["FunctionArn"]
-    apigw = instance.client("apigateway", account=ACCOUNT)
-    api_id = apigw.create_rest_api(name=f"proxy-{uuid.uuid4().hex[:6]}")["id"]
-    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
-    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
-    apigw.put_integration(
-        restApiId=api_id,
-        resourceId=root,
-        httpMethod="POST",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations",
-    )
-    apigw.create_deployment(restApiId=api_id, stageName="test")
-    return f"{instance.url}/_aws/execute-api/{api_id}/test/"
-
-
 def test_throttled_lambda_integration_is_one_invoke_answered_500(localstack):
     """AWS (Lambda guide, services-apigateway-errors): a rejected invoke is a 500 and "API Gateway
     does not retry any Lambda invocations". LocalStack 4.14 retried it 4 times (5 throttles, 502)."""
     function = deploy_function(
         localstack, ACCOUNT, "def handler(event, context):\n    return {'statusCode': 200, 'body': 'ok'}\n"
     )
-    url = lambda_proxy_api(localstack, function)
+    url = lambda_proxy_api(localstack, function, ACCOUNT)
     assert requests.post(url, data="{}", timeout=30).status_code == 200
     localstack.client("lambda", account=ACCOUNT).put_function_concurrency(
         FunctionName=function, ReservedConcurrentExecutions=0

@@ -80,6 +80,17 @@ def test_make_experiment_from_a_stopped_lab_then_the_workshop_commands(tmp_path:
         for service in ("notify-handler", "delivery-handler", "slow-api"):
             assert service in story.stdout, (service, story.stdout[-2000:])
 
+        # the guide's own command to find duplicated orders, on this lab's port
+        guide = (REPO_ROOT / "docs" / "WORKSHOP.md").read_text()
+        aws_line = next(line for line in guide.splitlines() if ".venv/bin/aws " in line)
+        aws_line = aws_line.replace("127.0.0.1:4566", f"127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}")
+        scan = subprocess.run(["bash", "-c", aws_line], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
+                              timeout=120)
+        assert scan.returncode == 0, scan.stderr[-2000:]
+        for row in scan.stdout.split("\n"):
+            if row.strip() and row.strip() != "None":  # the CLI prints None for no match
+                assert int(row.split()[-1]) > 1, row  # only orders the courier got more than once
+
         rebuilt = _make(env, "report", timeout=900)
         assert rebuilt.returncode == 0, rebuilt.stderr[-2000:]
         assert rebuilt.stdout.strip().endswith("report.md")
