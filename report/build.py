@@ -20,6 +20,7 @@ from report.collect import DEFAULT_SETTLE_SECONDS, TopologyResult, collect
 from report.config_sources import ConfigError, gather, live_config
 from report.endpoints import TOPOLOGIES, Endpoints, Topology
 from report.figures import Figures, from_prometheus, merge
+from report.overhead import Overhead
 from report.prom import Prometheus, PrometheusError
 from report.render import ReportData, render
 from report.runs import RunWindow
@@ -144,6 +145,7 @@ def build(
     sampled: Figures | None = None,
     criteria_fn: Any = None,
     topologies: tuple[str, ...] = TOPOLOGIES,
+    overhead: Overhead | None = None,
 ) -> tuple[Path, ReportData]:
     out_dir = out_dir or window.folder
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -195,6 +197,7 @@ def build(
         plots=plots,
         config=configuration(endpoints, window, prev, live),
         warnings=warnings,
+        overhead=overhead,
     )
     if criteria_fn is not None:
         data.criteria = criteria_fn(data, live)

@@ -22,6 +22,7 @@ from report.capacity import preview, render_text
 from report.config_sources import ConfigError, gather
 from report.endpoints import Endpoints
 from report.figures import PlatformSampler
+from report.overhead import PROBE_ACCOUNT, Overhead, Probe, Sample, summarise
 from report.runs import REPORTS_DIR, from_folder
 from report.verdict import Criterion, predict, reproduced
 
@@ -199,10 +200,16 @@ def experiment(
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
     drainer = None
+    probe, idle, overhead = _start_probe(endpoints)
     try:
         _wait_first_sample(sampler)
         drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
+        if probe is not None:
+            probe.start()
         code, folder, start, end = run_load(profile, REPORTS_DIR, endpoints_file)
+        if probe is not None:
+            overhead = summarise(idle, probe.stop(), start)
+            say(overhead_line(overhead))
         if folder is None:
             say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
             return 2
@@ -212,11 +219,15 @@ def experiment(
             say("drain timed out: the report counts what is still queued as in flight")
     finally:
         figures = sampler.stop()
+        if probe is not None:
+            probe.stop()
+            probe.teardown()
     if sampler.samples == 0:
         say(f"no sample of /_lab/metrics at {', '.join(endpoints.localstack_urls)} ({sampler.last_error}): concurrency unmeasured")
     window = from_folder(folder)
     path, data = build_mod.build(
-        endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from
+        endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from,
+        overhead=overhead,
     )
     criteria = data.criteria or []
     print(verdict_table(criteria), flush=True)
@@ -229,6 +240,30 @@ def experiment(
     ok = reproduced(criteria)
     say(f"{'REPRODUCED' if ok else 'NOT reproduced'}; report: {shown}")
     return 0 if ok else 1
+
+
+def _start_probe(endpoints: Endpoints) -> tuple[Probe | None, list[Sample], Overhead | None]:
+    """The overhead probe on the storm's LocalStack, with its idle baseline taken before the load."""
+    storm = endpoints.topologies.get("no-flow-control")
+    url = (storm.localstack_url if storm else "") or endpoints.localstack_url
+    try:
+        probe = Probe(url).provision()
+        idle = probe.idle()
+    except (BotoCoreError, ClientError, OSError) as error:
+        say(f"overhead probe unavailable ({error.__class__.__name__}: {error}): the emulator's overhead is not measured")
+        return None, [], None
+    say(f"overhead probe in account {PROBE_ACCOUNT} on {url}: idle baseline taken")
+    return probe, idle, None
+
+
+def overhead_line(overhead: Overhead | None) -> str:
+    worst = overhead.worst() if overhead else None
+    if overhead is None or worst is None:
+        return "overhead probe: no figure"
+    verdict = {True: "the emulator kept up", False: "the emulator was a second boundary in this run"}[bool(overhead.within_bounds())]
+    return (f"overhead probe, worst minute ({worst.minute}): Lambda invoke p50 {worst.invoke_p50 * 1000:.0f} ms "
+            f"({worst.invoke_p50 / overhead.idle_invoke_p50:.1f}x idle), API Gateway p50 {worst.api_p50 * 1000:.0f} ms "
+            f"({worst.api_p50 / overhead.idle_api_p50:.1f}x idle); {overhead.failed} failed: {verdict}")
 
 
 def verdict_table(criteria: list[Criterion]) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from report.capacity import Preview, render_text
 from report.collect import TopologyResult
 from report.fidelity import Comparison, outside
+from report.overhead import P95_CEILING_SECONDS, PROBE_ACCOUNT, RATIO_CEILING, Overhead
 from report.figures import Figures
 from report.ledger import BUCKETS
 from report.runs import RunWindow
@@ -27,6 +28,7 @@ class ReportData:
     criteria: list[Criterion] | None = None
     warnings: list[str] = field(default_factory=list)
     offered: dict[str, int] = field(default_factory=dict)  # requests the load sent, per topology
+    overhead: Overhead | None = None  # the probe account beside the storm (report.overhead)
 
 
 def comparisons(data: ReportData, p: Preview) -> list[tuple[Comparison, str]]:
@@ -231,6 +233,22 @@ def render(data: ReportData) -> str:
                "in time on an ideal platform (`report.simulate`, `report/README.md`): a measured figure far "
                "from it is the emulator's or the platform's departure from AWS, not AWS's behaviour.", ""]
         md += ["### Capacity preview", "", "```", render_text(p), "```", ""]
+
+    if data.overhead is not None and data.overhead.minutes:
+        o = data.overhead
+        verdict = "kept up" if o.within_bounds() else "**was a second boundary**"
+        md += ["## Emulator overhead beside the storm", "",
+               f"A probe in account {PROBE_ACCOUNT} (its own concurrency pool) on the no-flow-control LocalStack: a "
+               "trivial function invoked directly and through API Gateway, twice a second. On AWS the storm next "
+               "door would not slow it; whatever it shows above idle is the emulator's. Bound: at most "
+               f"{RATIO_CEILING:g}x the idle p50 and p95 under {P95_CEILING_SECONDS * 1000:.0f} ms. "
+               f"Idle p50: invoke {o.idle_invoke_p50 * 1000:.1f} ms, API Gateway {o.idle_api_p50 * 1000:.1f} ms; "
+               f"{o.failed} probe calls failed. The emulator {verdict}.", ""]
+        md += _table(["minute of the load", "probes", "invoke p50", "invoke p95", "x idle", "API Gateway p50",
+                      "API Gateway p95", "x idle"],
+                     [[str(m.minute), str(m.samples), f"{m.invoke_p50 * 1000:.1f} ms", f"{m.invoke_p95 * 1000:.1f} ms",
+                       f"{m.invoke_p50 / o.idle_invoke_p50:.1f}", f"{m.api_p50 * 1000:.1f} ms",
+                       f"{m.api_p95 * 1000:.1f} ms", f"{m.api_p50 / o.idle_api_p50:.1f}"] for m in o.minutes])
 
     if data.plots:
         md += ["## Over time", ""]
