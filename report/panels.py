@@ -124,7 +124,9 @@ def orders_from_logs(
 def fetch(prom: Prometheus, panel: Panel, start: float, end: float, step: float) -> list[tuple[Line, list[Series]]]:
     out = []
     for line in panel.lines:
-        series = prom.range(line.query, start, end, step)
+        # Series of accounts that are no topology (the experiment's overhead probe, a user's own
+        # app) have no `topology` label after relabelling: they are not the lab's to plot.
+        series = [s for s in prom.range(line.query, start, end, step) if s.labels.get("topology")]
         if line.cumulative:
             series = [cumulate(s, start, step) for s in series]
         out.append((line, series))

@@ -290,3 +290,15 @@ def test_fidelity_bounds():
     assert not Comparison("x", 70, 102).faithful and Comparison("x", 70, 102, low=52, high=114).faithful
     assert Comparison("x", 1000, 1700, low=900, high=1300).faithful is False  # 1.31x the highest seed
     assert Comparison("x", 1000, 1600, low=900, high=1300).faithful is True
+
+
+def test_series_of_accounts_that_are_no_topology_are_not_plotted():
+    from report.panels import fetch
+
+    class FakeProm:
+        def range(self, query, start, end, step):
+            return [Series({"topology": "no-flow-control"}, [(0.0, 1.0)]), Series({}, [(0.0, 5.0)])]
+
+    panel = Panel("c", "Concurrency", "n", (Line("q", "{topology} account"),))
+    ((_, series),) = fetch(FakeProm(), panel, 0.0, 60.0, 5.0)
+    assert [s.labels for s in series] == [{"topology": "no-flow-control"}]  # the probe account's is dropped
