@@ -16,6 +16,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from report import ledger as ledger_mod
+from report.courier_calls import CourierCall, courier_calls
 from report.aws_state import CourierRecord, QueueContents, read_queue, scan_deliveries
 from report.endpoints import Topology
 from report.logs import LogLine, fetch_all, index_statuses
@@ -69,6 +70,7 @@ class TopologyResult:
     # delivery-handler COMPLETED before the load ended: what the article's Logs Insights query
     # showed when its test stopped (retries still to come were not in it)
     completed_in_load: set[str] = field(default_factory=set)
+    courier_calls: list[CourierCall] = field(default_factory=list)  # as the delivery function saw them
 
     @property
     def actual_success(self) -> float | None:
@@ -224,6 +226,7 @@ def collect(
         notes=notes,
         accepted_at=accepted_at,
         delivered_at=delivered_at,
+        courier_calls=courier_calls(lines),
         completed_in_load={
             cid for cid in completed if idx.first.get(("delivery", "COMPLETED", cid), math.inf) / 1000 <= window.end
         },

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from report.capacity import Preview, render_text
 from report.collect import TopologyResult
+from report.courier_calls import SLOWDOWN_CEILING, per_minute, unloaded_success_p50, worst_slowdown
 from report.fidelity import Comparison, outside
 from report.overhead import P95_CEILING_SECONDS, PROBE_ACCOUNT, RATIO_CEILING, Overhead
 from report.figures import Figures
@@ -233,6 +234,28 @@ def render(data: ReportData) -> str:
                "in time on an ideal platform (`report.simulate`, `report/README.md`): a measured figure far "
                "from it is the emulator's or the platform's departure from AWS, not AWS's behaviour.", ""]
         md += ["### Capacity preview", "", "```", render_text(p), "```", ""]
+
+    call_rows = []
+    for n, r in data.results.items():
+        rows = per_minute(r.courier_calls, w.start)
+        base, worst = unloaded_success_p50(rows), worst_slowdown(rows)
+        if base is None or worst is None:
+            continue
+        minute, ratio = worst
+        throttled = [m for m in rows if m.throttled_p50 is not None and m.throttled >= 20]
+        slowest_429 = max(throttled, key=lambda m: m.throttled_p50, default=None)
+        call_rows.append([n, str(len(r.courier_calls)), f"{base * 1000:.0f} ms",
+                          f"{minute.success_p50 * 1000:.0f} ms (minute {minute.minute})", f"{ratio:.2f}",
+                          "yes" if ratio <= SLOWDOWN_CEILING else "**no**",
+                          "-" if slowest_429 is None else
+                          f"{slowest_429.throttled_p50 * 1000:.0f} / {slowest_429.throttled_p95 * 1000:.0f} ms (minute {slowest_429.minute})"])
+    if call_rows:
+        md += ["## The courier call, as the delivery function saw it", "",
+               "From the delivery function's own lines (\"trying API delivery\" to \"courier answered\"). A success "
+               "takes the courier's 0-2 s on AWS whatever the storm: a slower one is the emulator's. Unloaded: the "
+               f"success p50 before the first 429; bound {SLOWDOWN_CEILING:g}x in every minute with 20 or more successes.", ""]
+        md += _table(["topology", "calls answered", "success p50, unloaded", "slowest minute's success p50",
+                      "x unloaded", f"within {SLOWDOWN_CEILING:g}x", "429 p50 / p95, slowest minute"], call_rows)
 
     if data.overhead is not None and data.overhead.minutes:
         o = data.overhead
