@@ -27,16 +27,14 @@ from bootstrap.resources import (
     ensure_event_bus,
     ensure_event_source_mapping,
     ensure_function,
-    ensure_lambda_proxy_method,
+    ensure_lambda_proxy_api,
     ensure_log_group,
     ensure_parameter,
     ensure_permission,
     ensure_queue,
-    ensure_rest_api,
     ensure_role,
     ensure_rule,
     ensure_secret,
-    ensure_stage,
     ensure_table,
     ensure_usage_plan,
 )
@@ -180,13 +178,10 @@ def provision_topology(
         ),
         packages[t.COURIER],
     )
-    courier_api = ensure_rest_api(c, p, s, t.COURIER_API, "Ace Courier scheduling API (SlowAPI)")
-    changed = ensure_lambda_proxy_method(c, p, s, courier_api, "slow", courier_arn, api_key_required=True)
-    ensure_permission(
-        c, p, s, t.COURIER, "apigateway-slow", "apigateway.amazonaws.com",
-        c.arn("execute-api", f"{courier_api}/*/POST/slow"),
+    courier_api = ensure_lambda_proxy_api(
+        c, p, s, t.COURIER_API, "Ace Courier scheduling API (SlowAPI)", "slow", t.COURIER, courier_arn,
+        api_key_required=True,
     )
-    ensure_stage(c, p, s, courier_api, redeploy=changed)
     key_id, key_value = ensure_api_key(c, p, s, t.API_KEY)
     ensure_usage_plan(c, p, s, t.USAGE_PLAN, courier_api, key_id, t.COURIER_RATE_LIMIT, t.COURIER_BURST_LIMIT)
 
@@ -250,13 +245,10 @@ def provision_topology(
         FunctionSpec(t.NOTIFICATION, role_arns[t.NOTIFICATION], {"EVENTBUS_NAME": t.EVENT_BUS, "LOG_LEVEL": "INFO"}),
         packages[t.NOTIFICATION],
     )
-    notify_api = ensure_rest_api(c, p, s, t.NOTIFY_API, "Order notifications from the shop")
-    changed = ensure_lambda_proxy_method(c, p, s, notify_api, "notify", notification_arn, api_key_required=False)
-    ensure_permission(
-        c, p, s, t.NOTIFICATION, "apigateway-notify", "apigateway.amazonaws.com",
-        c.arn("execute-api", f"{notify_api}/*/POST/notify"),
+    notify_api = ensure_lambda_proxy_api(
+        c, p, s, t.NOTIFY_API, "Order notifications from the shop", "notify", t.NOTIFICATION, notification_arn,
+        api_key_required=False,
     )
-    ensure_stage(c, p, s, notify_api, redeploy=changed)
 
     return {
         "account": topo.account,

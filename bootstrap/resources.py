@@ -465,6 +465,29 @@ def ensure_stage(c: Clients, p: Progress, scope: str, api_id: str, redeploy: boo
     p.record(scope, f"stage {STAGE} of {api_id}", "updated" if exists else "created", "deployed")
 
 
+def ensure_lambda_proxy_api(
+    c: Clients,
+    p: Progress,
+    scope: str,
+    name: str,
+    description: str,
+    path_part: str,
+    function: str,
+    function_arn: str,
+    api_key_required: bool,
+) -> str:
+    """A REST API whose `POST /{path_part}` invokes `function` (Lambda proxy), with API Gateway's
+    permission to invoke it, deployed to the stage; returns the API id."""
+    api_id = ensure_rest_api(c, p, scope, name, description)
+    changed = ensure_lambda_proxy_method(c, p, scope, api_id, path_part, function_arn, api_key_required)
+    ensure_permission(
+        c, p, scope, function, f"apigateway-{path_part}", "apigateway.amazonaws.com",
+        c.arn("execute-api", f"{api_id}/*/POST/{path_part}"),
+    )
+    ensure_stage(c, p, scope, api_id, redeploy=changed)
+    return api_id
+
+
 def ensure_api_key(c: Clients, p: Progress, scope: str, name: str) -> tuple[str, str]:
     """Returns (key id, key value)."""
     keys = c.apigateway.get_api_keys(nameQuery=name, includeValues=True, limit=500).get("items", [])

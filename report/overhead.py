@@ -14,7 +14,6 @@ Pure statistics (`summarise`) apart from the `Probe` thread, which talks to Loca
 from __future__ import annotations
 
 import io
-import json
 import threading
 import time
 import uuid
@@ -25,12 +24,17 @@ import boto3
 import requests
 from botocore.config import Config
 
+from bootstrap.aws import Clients
+from bootstrap.progress import Progress
+from bootstrap.resources import ensure_lambda_proxy_api, ensure_role
+from bootstrap.topology import api_url
+
 PROBE_ACCOUNT = "444444444444"
 RATIO_CEILING = 2.0  # issue #15: at most 2x the idle p50 ...
 P95_CEILING_SECONDS = 0.5  # ... and under 500 ms at p95
 HANDLER = 'def handler(event, context):\n    return {"statusCode": 200, "body": "ok"}\n'
-TRUST = json.dumps({"Version": "2012-10-17", "Statement": [
-    {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}]})
+LOGS_POLICY = {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*"}]}
 
 
 @dataclass(frozen=True)
@@ -120,26 +124,21 @@ class Probe:
                             aws_access_key_id=PROBE_ACCOUNT, aws_secret_access_key="test", config=config)
 
     def provision(self) -> Probe:
-        iam, lam, apigw = self._client("iam"), self._client("lambda"), self._client("apigateway")
-        try:
-            role = iam.get_role(RoleName="lab-overhead-probe")["Role"]["Arn"]
-        except iam.exceptions.NoSuchEntityException:
-            role = iam.create_role(RoleName="lab-overhead-probe", AssumeRolePolicyDocument=TRUST)["Role"]["Arn"]
+        """The probe's function and its API, through bootstrap's own provisioning (quietly)."""
+        c = Clients(self.url, PROBE_ACCOUNT, self.region)
+        p = Progress(out=io.StringIO())
+        role = ensure_role(c, p, "probe", "lab-overhead-probe", LOGS_POLICY)
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w") as archive:
             archive.writestr("app.py", HANDLER)
         self.function = f"lab-probe-{uuid.uuid4().hex[:8]}"
-        arn = lam.create_function(FunctionName=self.function, Runtime="python3.13", Handler="app.handler", Role=role,
-                                  Code={"ZipFile": buffer.getvalue()}, MemorySize=128)["FunctionArn"]
-        lam.get_waiter("function_active_v2").wait(FunctionName=self.function, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
-        api_id = self.api_id = apigw.create_rest_api(name=self.function)["id"]
-        root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
-        apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
-        apigw.put_integration(restApiId=api_id, resourceId=root, httpMethod="POST", type="AWS_PROXY",
-                              integrationHttpMethod="POST",
-                              uri=f"arn:aws:apigateway:{self.region}:lambda:path/2015-03-31/functions/{arn}/invocations")
-        apigw.create_deployment(restApiId=api_id, stageName="probe")
-        self.api_url = f"{self.url}/_aws/execute-api/{api_id}/probe/"
+        arn = c.awslambda.create_function(FunctionName=self.function, Runtime="python3.13", Handler="app.handler",
+                                          Role=role, Code={"ZipFile": buffer.getvalue()}, MemorySize=128)["FunctionArn"]
+        c.awslambda.get_waiter("function_active_v2").wait(
+            FunctionName=self.function, WaiterConfig={"Delay": 0.5, "MaxAttempts": 120})
+        self.api_id = ensure_lambda_proxy_api(c, p, "probe", self.function, "overhead probe", "probe", self.function,
+                                              arn, api_key_required=False)
+        self.api_url = api_url(self.url, self.api_id, "probe")
         for _ in range(5):  # one warm environment, open connections
             self.sample()
         return self

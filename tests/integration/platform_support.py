@@ -105,24 +105,18 @@ def deploy_function(instance, account: str, source: str, **config) -> str:
 
 
 def lambda_proxy_api(instance, function: str, account: str) -> str:
-    """A REST API whose POST / is a Lambda proxy integration of `function`; returns its URL."""
-    arn = instance.client("lambda", account=account).get_function(FunctionName=function)[
-        "Configuration"
-    ]["FunctionArn"]
-    apigw = instance.client("apigateway", account=account)
-    api_id = apigw.create_rest_api(name=f"proxy-{uuid.uuid4().hex[:6]}")["id"]
-    root = next(r["id"] for r in apigw.get_resources(restApiId=api_id)["items"] if r["path"] == "/")
-    apigw.put_method(restApiId=api_id, resourceId=root, httpMethod="POST", authorizationType="NONE")
-    apigw.put_integration(
-        restApiId=api_id,
-        resourceId=root,
-        httpMethod="POST",
-        type="AWS_PROXY",
-        integrationHttpMethod="POST",
-        uri=f"arn:aws:apigateway:us-east-1:lambda:path/2015-03-31/functions/{arn}/invocations",
-    )
-    apigw.create_deployment(restApiId=api_id, stageName="test")
-    return f"{instance.url}/_aws/execute-api/{api_id}/test/"
+    """A REST API whose POST /invoke is a Lambda proxy integration of `function` (bootstrap's own
+    provisioning, quietly); returns its URL."""
+    from bootstrap.aws import Clients
+    from bootstrap.progress import Progress
+    from bootstrap.resources import ensure_lambda_proxy_api
+    from bootstrap.topology import api_url
+
+    c = Clients(instance.url, account)
+    arn = c.awslambda.get_function(FunctionName=function)["Configuration"]["FunctionArn"]
+    api_id = ensure_lambda_proxy_api(c, Progress(out=io.StringIO()), "test", f"proxy-{function}", "test API",
+                                     "invoke", function, arn, api_key_required=False)
+    return api_url(instance.url, api_id, "invoke")
 
 
 # A handler that sleeps and logs one JSON line with its start and end (wall clock).
