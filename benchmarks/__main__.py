@@ -11,7 +11,7 @@ import argparse
 import sys
 import time
 
-from benchmarks import eventbridge_throughput, executor
+from benchmarks import eventbridge_throughput, executor, order_cost
 
 
 def main() -> int:
@@ -23,6 +23,8 @@ def main() -> int:
          lambda: executor.main(["--quick", "--max-envs", "0"] if args.quick else [])),
         ("EventBridge -> Lambda throughput (issue #4)",
          lambda: eventbridge_throughput.main(["--events", "500"] if args.quick else [])),
+        ("CPU per order at a steady 5 orders/s, and per courier 429 (issue #15)",
+         lambda: order_cost.main(["--seconds", "20"] if args.quick else [])),
     ):
         print(f"\n=== {title}", flush=True)
         began = time.monotonic()

@@ -108,3 +108,10 @@ def lab_cloudwatch_batch() -> None:
     from lab_platform import cloudwatch_store
 
     _apply("LAB_PATCH_CLOUDWATCH_BATCH", cloudwatch_store.patches)
+
+
+@hooks.on_infra_start()
+def lab_cpu_accounting() -> None:
+    from lab_platform import cpu_accounting
+
+    _apply("LAB_PATCH_CPU_ACCOUNTING", cpu_accounting.patches)
