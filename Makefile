@@ -6,7 +6,7 @@ TOPOLOGY ?= both
 EXPERIMENT_PROFILE ?= smoke
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up down status test test-unit bench load load-ui report preview story experiment \
+.PHONY: help venv up images down status test test-unit bench load load-ui report preview story experiment \
 	chaos kill-switch verify bootstrap teardown dashboards
 
 help: ## list the targets
@@ -17,6 +17,9 @@ venv: ## build the lab's pinned virtual environment (.venv)
 
 up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host)
 	@$(PY) -m labctl up
+
+images: venv ## build compose mode's images (LocalStack + the lab's plugins, Prometheus) from Debian and PyPI packages
+	@$(PY) -m labctl.images
 
 down: ## stop everything the lab started; no process or port is left behind
 	@if [ -x $(PY) ]; then $(PY) -m labctl down; else echo "nothing to stop (no .venv)"; fi

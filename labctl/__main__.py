@@ -15,7 +15,7 @@ import subprocess
 import sys
 import time
 
-from labctl import localstack_host, mode, processes
+from labctl import compose, localstack_host, mode, processes
 from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
 ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
@@ -71,9 +71,10 @@ def up_host(settings: Settings) -> None:
 
 
 def up_docker(settings: Settings) -> None:
-    compose = mode.compose_command()
-    step("building and starting LocalStack, Prometheus and Grafana with Docker Compose")
-    subprocess.run([*compose, "up", "--detach", "--build", "--wait"], cwd=REPO_ROOT, check=True)
+    from labctl import compose
+
+    _check_ports_free(settings, (*settings.localstack_instances().values(), "LAB_PROMETHEUS_PORT", "LAB_GRAFANA_PORT"))
+    compose.up(settings, step)
 
 
 def bootstrap(settings: Settings) -> dict:
@@ -92,8 +93,11 @@ def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: f
     for url, topologies in hosted.items():
         print(f"  LocalStack   {url}   ({', '.join(topologies)})   platform metrics {url}/_lab/metrics")
     print(f"  Prometheus   {settings.prometheus_url}")
-    if lab_mode == "docker":
+    if lab_mode == "docker" and compose.grafana_running():
         print(f"  Grafana      {settings.grafana_url}   (anonymous viewer; home dashboard: the comparison)")
+    elif lab_mode == "docker":
+        print(f"  Grafana      missing ({settings.get('GRAFANA_IMAGE')} is not here and no registry answers): "
+              "the dashboards are in grafana/dashboards/*.json; meanwhile Prometheus or `make report`")
     else:
         print("  Grafana      needs Docker; in host mode use Prometheus, `make report`, or import grafana/dashboards/*.json")
     for name, topo in endpoints.get("topologies", {}).items():
@@ -102,7 +106,8 @@ def print_summary(lab_mode: str, settings: Settings, endpoints: dict, seconds: f
     if lab_mode == "host":
         print(f"  logs         {shown(processes.LOG_DIR)}/ (localstack.log, prometheus.log)")
     else:
-        print("  logs         docker compose logs -f localstack")
+        logs = " ".join([*compose.command(settings), "logs", "-f", "localstack"])
+        print(f"  logs         {logs}")
     print("Next: `make load` (18-minute seed ramp; PROFILE=smoke for 5 minutes), then watch the dashboards.")
     print("Stop: `make down`.")
 
@@ -129,9 +134,10 @@ def cmd_up(_: argparse.Namespace) -> int:
 def cmd_down(_: argparse.Namespace) -> int:
     settings = Settings.load()
     lab_mode = mode.last()
+    left: list[str] = []
     if lab_mode == "docker":
-        step("stopping the compose project")
-        subprocess.run([*mode.compose_command(), "down", "--remove-orphans"], cwd=REPO_ROOT, check=False)
+        step(f"stopping the compose project {compose.project(settings)}")
+        left = compose.down(settings)
     stopped = []
     # reverse start order: Locust and Prometheus before LocalStack
     for process in sorted(processes.managed(), key=lambda p: p.name.startswith("localstack")):
@@ -139,6 +145,9 @@ def cmd_down(_: argparse.Namespace) -> int:
             stopped.append(f"{process.name} (pid {process.pid})")
     step("stopped: " + (", ".join(stopped) if stopped else "nothing was running"))
     mode.MODE_FILE.unlink(missing_ok=True)
+    if left:
+        print(f"warning: still there after `compose down`: {', '.join(left)}", file=sys.stderr)
+        return 1
     bound = [f"{k}={settings.port(k)}" for k in PORT_KEYS if port_bound(settings.port(k))]
     if bound:
         print(f"warning: still bound (not by the lab's recorded processes?): {', '.join(bound)}", file=sys.stderr)
@@ -150,6 +159,8 @@ def cmd_status(_: argparse.Namespace) -> int:
     settings = Settings.load()
     lab_mode = mode.last()
     print(f"mode: {lab_mode or 'down'}")
+    if lab_mode == "docker":
+        subprocess.run([*compose.command(settings), "ps"], cwd=REPO_ROOT, env=compose.environment(settings), check=False)
     for process in processes.managed():
         state = "running" if process.alive else "dead"
         print(f"  {process.name:12} pid {process.pid:<8} {state:8} log {process.log_file}")

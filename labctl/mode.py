@@ -29,7 +29,8 @@ def compose_command() -> list[str]:
         return ["docker", "compose"]
     if shutil.which("docker-compose"):
         return ["docker-compose"]
-    raise SettingsError("Docker Compose not found: install the compose plugin, or run LAB_MODE=host make up")
+    raise SettingsError("Docker Compose not found: `bash scripts/install-system-deps.sh docker-compose`, "
+                        "or install the compose plugin, or run LAB_MODE=host make up")
 
 
 def choose() -> str:
@@ -37,7 +38,8 @@ def choose() -> str:
     if wanted and wanted not in MODES:
         raise SettingsError(f"LAB_MODE={wanted!r} is not a mode: use LAB_MODE=docker or LAB_MODE=host")
     if wanted == "docker" and not docker_engine_answers():
-        raise SettingsError("LAB_MODE=docker but no Docker engine answers: start Docker, or use LAB_MODE=host")
+        raise SettingsError("LAB_MODE=docker but no Docker engine answers: start Docker "
+                            "(as root on Debian: `bash scripts/docker-engine.sh start`), or use LAB_MODE=host")
     return wanted or ("docker" if docker_engine_answers() else "host")
 
 

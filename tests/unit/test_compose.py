@@ -38,11 +38,32 @@ def test_images_are_pinned_and_ports_bind_loopback():
     for key in ("PROMETHEUS_IMAGE", "GRAFANA_IMAGE"):
         name, _, tag = env[key].rpartition(":")
         assert name and re.fullmatch(r"v?\d+\.\d+\.\d+", tag), f"{key}={env[key]} is not pinned"
-    dockerfile = (REPO_ROOT / "docker/localstack/Dockerfile").read_text()
-    assert "FROM localstack/localstack:${LOCALSTACK_VERSION}" in dockerfile
+    # the base both images build on: Debian pinned by digest (labctl/images.py makes it with
+    # debootstrap under the same name where no registry answers)
+    assert re.fullmatch(r"debian:[a-z]+-slim@sha256:[0-9a-f]{64}", env["LAB_BASE_IMAGE"]), env["LAB_BASE_IMAGE"]
+    for dockerfile in ("docker/localstack/Dockerfile", "docker/prometheus/Dockerfile"):
+        text = (REPO_ROOT / dockerfile).read_text()
+        assert "FROM ${BASE_IMAGE}" in text, dockerfile
+        # Debian packages pinned to the versions .env names
+        assert re.search(r"=\$\{[A-Z_]+_DEBIAN_VERSION\}", text), dockerfile
     for name, service in compose_config()["services"].items():
         for port in service.get("ports", []):
             assert port.startswith("127.0.0.1:"), f"{name} publishes {port} beyond loopback"
+
+
+def test_lab_images_are_built_not_pulled_and_grafana_is_the_upstream_one():
+    from labctl import images
+    from labctl.settings import Settings
+
+    settings = Settings.load()
+    built = {image.tag for image in images.lab_images(settings).values()}
+    services = compose_config()["services"]
+    resolved = {name: service["image"].replace("${LOCALSTACK_VERSION}", settings.get("LOCALSTACK_VERSION"))
+                .replace("${PROMETHEUS_IMAGE}", settings.get("PROMETHEUS_IMAGE")) for name, service in services.items()}
+    assert {resolved["localstack"], resolved["localstack-flow-control"], resolved["prometheus"]} == built
+    assert services["grafana"]["image"] == "${GRAFANA_IMAGE}"
+    # no service builds on its own: labctl/images.py is the one build path (offline base included)
+    assert not any("build" in service for service in services.values())
 
 
 def test_every_service_has_a_healthcheck_and_a_memory_limit():
