@@ -109,3 +109,57 @@ def test_provisioning_points_at_the_fixed_uid_and_the_home_dashboard() -> None:
     home = env["GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH"]
     assert home.startswith(mounts["./grafana/dashboards"] + "/")
     assert json.loads((DASHBOARDS_DIR / home.rsplit("/", 1)[1]).read_text())["uid"] == OVERVIEW_UID
+
+
+# Grafana 10.4 (GRAFANA_IMAGE in .env) migrates dashboards up to schemaVersion 39; a newer one
+# it would not read.
+GRAFANA_10_4_SCHEMA_VERSION = 39
+
+
+def schema_problems(board: dict) -> list[str]:
+    """Where `board` differs from itself decoded by grafana-foundation-sdk's Dashboard model (types
+    generated from Grafana's dashboard schema) and encoded again: a field the schema lacks is lost
+    on the way, so it shows here."""
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    again = json.loads(json.dumps(Dashboard.from_json(copy.deepcopy(board)), cls=JSONEncoder))
+    problems: list[str] = []
+
+    def compare(a, b, path: str) -> None:
+        if isinstance(a, dict) and isinstance(b, dict):
+            for key in a.keys() - b.keys():
+                problems.append(f"{path}/{key}: not in the dashboard schema")
+            for key in a.keys() & b.keys():
+                compare(a[key], b[key], f"{path}/{key}")
+        elif isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+            for i, (x, y) in enumerate(zip(a, b)):
+                compare(x, y, f"{path}[{i}]")
+        elif a != b:
+            problems.append(f"{path}: {a!r} reads back as {b!r}")
+
+    compare(board, again, "")
+    return problems
+
+
+def test_committed_dashboards_follow_grafanas_dashboard_schema() -> None:
+    env = dict(line.split("=", 1) for line in (REPO_ROOT / ".env").read_text().splitlines()
+               if line and not line.startswith("#"))
+    assert env["GRAFANA_IMAGE"].startswith("grafana/grafana:10.4."), "the dashboards target Grafana 10.4"
+    for path in sorted(DASHBOARDS_DIR.glob("*.json")):
+        board = json.loads(path.read_text())
+        assert schema_problems(board) == [], path.name
+        assert board["schemaVersion"] <= GRAFANA_10_4_SCHEMA_VERSION, path.name
+
+
+def test_schema_check_catches_a_field_grafana_does_not_know(boards) -> None:
+    broken = copy.deepcopy(boards[HOME_FILE])
+    broken["refreshh"] = "5s"
+    broken["templating"] = {"lists": []}
+    broken["panels"][0]["gridPoss"] = {"x": 0}
+    broken["panels"][0]["fieldConfig"]["defaults"]["unitt"] = "s"
+    problems = schema_problems(broken)
+    assert "/panels[0]/gridPoss: not in the dashboard schema" in problems
+    assert "/panels[0]/fieldConfig/defaults/unitt: not in the dashboard schema" in problems
+    assert "/refreshh: not in the dashboard schema" in problems
+    assert "/templating/lists: not in the dashboard schema" in problems
