@@ -62,6 +62,13 @@ def lab_apigateway_lambda_integration() -> None:
 
 
 @hooks.on_infra_start()
+def lab_apigateway_lambda_in_process() -> None:
+    from lab_platform.apigateway import lambda_integration
+
+    _apply("LAB_PATCH_APIGW_LAMBDA_IN_PROCESS", lambda_integration.in_process_patches)
+
+
+@hooks.on_infra_start()
 def lab_sqs_esm_scaling() -> None:
     from lab_platform.sqs_esm import scaling
 

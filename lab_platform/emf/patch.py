@@ -30,7 +30,7 @@ LOG = logging.getLogger(__name__)
 
 LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
 EMF_HEADER = "x-amzn-logs-format"
-FLUSH_INTERVAL = 0.25  # seconds: keeps CloudWatch within a second of the log line
+FLUSH_INTERVAL = 1.0  # seconds: CloudWatch within about a second of the log line, one call a second
 MAX_DATUMS_PER_CALL = 1000  # PutMetricData limit
 MAX_VALUES_PER_DATUM = 150  # PutMetricData limit
 
@@ -114,18 +114,23 @@ def to_metric_datum(datum: EmfDatum) -> dict[str, Any]:
 WORKER = EmfWorker()
 
 
-def _put_log_events(fn, self, context, log_group_name, log_stream_name, log_events, *args, **kw):
-    response = fn(self, context, log_group_name, log_stream_name, log_events, *args, **kw)
+def observe_log_events(account: str, region: str, log_group_name: str, log_events, headers: Any = None) -> None:
+    """Hand a stored batch's EMF lines to the worker (PutLogEvents, or Lambda's own log shipping)."""
     try:
-        headers = context.request.headers if context.request is not None else None
         if is_eligible(log_group_name, headers):
             messages = [
                 e.get("message", "") for e in log_events or () if "_aws" in e.get("message", "")
             ]
             if messages:
-                WORKER.submit(context.account_id, context.region, messages)
+                WORKER.submit(account, region, messages)
     except Exception:  # noqa: BLE001 - metric extraction must never fail the log call
         LOG.exception("EMF extraction skipped")
+
+
+def _put_log_events(fn, self, context, log_group_name, log_stream_name, log_events, *args, **kw):
+    response = fn(self, context, log_group_name, log_stream_name, log_events, *args, **kw)
+    headers = context.request.headers if context.request is not None else None
+    observe_log_events(context.account_id, context.region, log_group_name, log_events, headers)
     return response
 
 

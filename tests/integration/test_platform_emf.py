@@ -160,9 +160,10 @@ def test_put_log_events_with_the_emf_header_is_extracted_and_without_it_is_not(l
         10,
         "the last EMF gauge value",
     )
-    time.sleep(0.5)
-    assert metric(localstack.url, "emf_depth", namespace=without_header) == 0
-    assert (
-        cloudwatch_sum(localstack, with_header, "Depth", [{"Name": "Queue", "Value": "orders"}])
-        == 13
+    # CloudWatch gets the metrics asynchronously (a PutMetricData a second, as AWS's is too)
+    wait_for(
+        lambda: cloudwatch_sum(localstack, with_header, "Depth", [{"Name": "Queue", "Value": "orders"}]) == 13,
+        10,
+        "both EMF values in CloudWatch",
     )
+    assert metric(localstack.url, "emf_depth", namespace=without_header) == 0

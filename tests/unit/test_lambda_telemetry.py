@@ -2,24 +2,41 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 from lab_platform import lambda_telemetry as telemetry
 
 
-def test_invocations_and_errors_accumulate_per_function_until_flushed(monkeypatch):
-    sent = []
+def test_invocations_and_errors_accumulate_per_function_and_go_in_one_call_per_account(monkeypatch):
+    calls = []
+
+    class CloudWatch:
+        def __init__(self, account):
+            self.account = account
+
+        def put_metric_data(self, Namespace, MetricData):  # noqa: N803 - boto3's names
+            calls.append((self.account, Namespace, MetricData))
+
     monkeypatch.setattr(
-        "localstack.utils.cloudwatch.cloudwatch_util.publish_lambda_metric",
-        lambda metric, value, dims, region_name, account_id: sent.append((account_id, dims["func_name"], metric, value)),
+        "localstack.aws.connect.connect_to",
+        lambda aws_access_key_id, region_name: SimpleNamespace(cloudwatch=CloudWatch(aws_access_key_id)),
     )
     monkeypatch.setattr(telemetry, "_ensure_flusher", lambda: None)
     for _ in range(3):
         telemetry.record_invocation("Delivery", "111111111111", "us-east-1")
     telemetry.record_error("Delivery", "111111111111", "us-east-1")
+    telemetry.record_invocation("Notify", "111111111111", "us-east-1")
     telemetry.record_invocation("Notify", "222222222222", "us-east-1")
-    assert telemetry.flush() == 3
-    assert sorted(sent) == [
+    assert telemetry.flush() == 4
+    assert sorted(account for account, _, _ in calls) == ["111111111111", "222222222222"]
+    sent = sorted(
+        (account, d["Dimensions"][0]["Value"], d["MetricName"], d["Value"])
+        for account, namespace, data in calls for d in data if namespace == "AWS/Lambda"
+    )
+    assert sent == [
         ("111111111111", "Delivery", "Errors", 1),
         ("111111111111", "Delivery", "Invocations", 4),
+        ("111111111111", "Notify", "Invocations", 1),
         ("222222222222", "Notify", "Invocations", 1),
     ]
     assert telemetry.flush() == 0
