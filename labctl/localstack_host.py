@@ -19,26 +19,34 @@ SERVICES = (
 )
 
 
+def lab_settings(settings: Settings) -> dict[str, str]:
+    """LocalStack's settings for the lab, whatever runs it: host mode adds its own below, and
+    the container tests pass exactly these to the lab's image (compose sets them from `.env`)."""
+    return {
+        "SERVICES": SERVICES,
+        # Without internet the shutdown analytics step hangs SIGTERM: switch it off.
+        "DISABLE_EVENTS": "1",
+        # LocalStack's DNS server would try to bind port 53; the lab needs none.
+        "DNS_ADDRESS": "0",
+        "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR", "process"),
+        "PROVIDER_OVERRIDE_DYNAMODB": settings.get("PROVIDER_OVERRIDE_DYNAMODB", "lab_moto"),
+        "LOG_LEVEL_OVERRIDES": settings.get("LOG_LEVEL_OVERRIDES", ""),
+        "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
+        "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
+        "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+    }
+
+
 def localstack_environment(settings: Settings, state_dir: Path, port: int) -> dict[str, str]:
     """Environment for a host-mode LocalStack; compose sets the same values from `.env`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LOCALSTACK_", "AWS_"))}
     env.update(
         {
             "GATEWAY_LISTEN": f"127.0.0.1:{port}",
-            "SERVICES": SERVICES,
             # This machine has /.dockerenv; LocalStack would otherwise use /var/lib/localstack.
             "OVERRIDE_IN_DOCKER": "0",
             "FILESYSTEM_ROOT": str(state_dir / "filesystem"),
-            # Without internet the shutdown analytics step hangs SIGTERM: switch it off.
-            "DISABLE_EVENTS": "1",
-            # LocalStack's DNS server would try to bind port 53; the lab needs none.
-            "DNS_ADDRESS": "0",
-            "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR", "process"),
-            "PROVIDER_OVERRIDE_DYNAMODB": settings.get("PROVIDER_OVERRIDE_DYNAMODB", "lab_moto"),
-            "LOG_LEVEL_OVERRIDES": settings.get("LOG_LEVEL_OVERRIDES", ""),
-            "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
-            "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
-            "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+            **lab_settings(settings),
         }
     )
     return env

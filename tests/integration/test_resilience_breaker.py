@@ -19,7 +19,9 @@ import pytest
 from resilience import breaker as breaker_cli
 from tests.integration.resilience_support import deploy, invoke, logs
 
-pytestmark = pytest.mark.integration
+# The courier here is a server in the test process on the host's loopback, which a function in a
+# container cannot reach: a host LocalStack even where Docker answers.
+pytestmark = [pytest.mark.integration, pytest.mark.host_localstack]
 
 ACCOUNT = "222222222222"
 

@@ -7,6 +7,8 @@ import time
 
 import pytest
 
+from bootstrap.provision import function_side_url
+from labctl.settings import Settings
 from resilience import chaos
 from tests.integration.resilience_support import deploy, invoke, logs, wait_logs
 
@@ -124,7 +126,8 @@ def test_disk_space_mode_fills_tmp_during_the_invocation(localstack, probe):
 
 
 def test_denylist_blocks_matching_hosts_only(localstack, probe):
-    host, port = localstack.url.removeprefix("http://").split(":")
+    # LocalStack as the function sees it: itself on the host, or 127.0.0.1:4566 in its container
+    port = function_side_url(localstack.url, Settings.load()).rsplit(":", 1)[1]
     chaos_on(localstack, probe, "--mode", "denylist", "--hosts", rf"^127\.0\.0\.1:{port}$")
     try:
         _, payload, _ = invoke(localstack, probe, {"connect": ["127.0.0.1", int(port)]}, ACCOUNT)

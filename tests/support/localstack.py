@@ -1,6 +1,8 @@
-"""A real LocalStack 4.14 for tests: a host process, or a container when Docker is reachable.
+"""A real LocalStack 4.14 for tests: a container of the lab's image where a Docker engine answers
+(compose mode's LocalStack, started through testcontainers), else a host process (host mode's).
 
-Each instance gets a free port and its own state folder, so test runs never touch a running lab.
+Each instance gets a free port (and a host process its own state folder), so test runs never
+touch a running lab. LAB_TEST_LOCALSTACK=host|container forces one kind (default_kind).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from labctl.localstack_host import is_ready, localstack_environment
+from labctl.localstack_host import is_ready, lab_settings, localstack_environment
 from labctl.settings import REPO_ROOT, Settings
 
 DEFAULT_ACCOUNT = "000000000000"
@@ -50,6 +52,7 @@ class LocalStackInstance:
     log_file: Path | None = None
     pid: int | None = None  # host mode: the LocalStack process
     _stop: Any = field(default=None, repr=False)
+    _logs: Any = field(default=None, repr=False)  # a container's logs
 
     def client(self, service: str, account: str = DEFAULT_ACCOUNT, region: str = "us-east-1", **kw):
         """A boto3 client for `account` (LocalStack maps a 12-digit access key to that account)."""
@@ -64,6 +67,8 @@ class LocalStackInstance:
         )
 
     def logs(self) -> str:
+        if self._logs:
+            return self._logs()
         return self.log_file.read_text(errors="replace") if self.log_file else ""
 
     def stop(self) -> None:
@@ -125,33 +130,68 @@ def start_host(extra_env: dict[str, str] | None = None, timeout: float = 90) -> 
     return LocalStackInstance(url=url, log_file=log_file, pid=proc.pid, _stop=stop)
 
 
-def start_container(extra_env: dict[str, str] | None = None) -> LocalStackInstance:
-    """The lab's LocalStack image (docker/localstack) through testcontainers."""
+# The lab's LocalStack image is built once per test session (labctl/images.py: the same build
+# path as `make up`; cached layers make it seconds when nothing changed).
+_built_image: str | None = None
+
+
+def lab_image() -> str:
+    global _built_image
+    if _built_image is None:
+        from labctl import images
+
+        _built_image = images.build_all(Settings.load(), ("localstack",))["localstack"]
+    return _built_image
+
+
+def container_environment(extra_env: dict[str, str] | None = None) -> dict[str, str]:
+    """The lab's LocalStack settings, as host mode sets them, plus the test's own."""
+    return {**lab_settings(Settings.load()), **(extra_env or {})}
+
+
+def start_container(extra_env: dict[str, str] | None = None, timeout: float = 90) -> LocalStackInstance:
+    """The lab's LocalStack image (docker/localstack) through testcontainers, on 127.0.0.1 only."""
+    # Ryuk, testcontainers' reaper, is an image pulled from Docker Hub: none answers on offline
+    # machines. The session fixture stops every container it started instead (conftest.py).
+    os.environ.setdefault("TESTCONTAINERS_RYUK_DISABLED", "true")
     from testcontainers.core.container import DockerContainer
-    from testcontainers.core.image import DockerImage
-    from testcontainers.core.waiting_utils import wait_for_logs
 
-    settings = Settings.load()
-    image = DockerImage(
-        path=str(REPO_ROOT),
-        dockerfile_path="docker/localstack/Dockerfile",
-        tag="serverless-boundary-lab/localstack:test",
-        buildargs={"LOCALSTACK_VERSION": settings.get("LOCALSTACK_VERSION")},
-    )
-    image.build()
-    container = DockerContainer(str(image)).with_exposed_ports(4566)
-    for key, value in {
-        "LAMBDA_RUNTIME_EXECUTOR": settings.get("LAMBDA_RUNTIME_EXECUTOR"),
-        "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": settings.get("LAB_ACCOUNT_CONCURRENCY"),
-        "DISABLE_EVENTS": "1",
-        **(extra_env or {}),
-    }.items():
-        container = container.with_env(key, value)
+    port = free_port()
+    container = DockerContainer(lab_image(), env=container_environment(extra_env))
+    # Published on loopback only, like every port of the lab. with_bind_ports takes no host
+    # address, so the mapping goes in as docker-py's (address, port) form, which it passes on.
+    container.ports["4566/tcp"] = ("127.0.0.1", port)
     container.start()
-    wait_for_logs(container, "Ready.", timeout=120)
-    url = f"http://{container.get_container_host_ip()}:{container.get_exposed_port(4566)}"
-    return LocalStackInstance(url=url, _stop=container.stop)
+    url = f"http://127.0.0.1:{port}"
+
+    def logs() -> str:
+        out, err = container.get_logs()
+        return (out + err).decode(errors="replace")
+
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            if is_ready(url):
+                break
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        container.get_wrapped_container().reload()
+        if container.get_wrapped_container().status == "exited" or time.monotonic() > deadline:
+            text = logs()
+            container.stop()
+            raise RuntimeError(f"LocalStack container not healthy after {timeout} s:\n{text[-3000:]}")
+        time.sleep(0.3)
+    return LocalStackInstance(url=url, _stop=container.stop, _logs=logs)
 
 
-def start(extra_env: dict[str, str] | None = None) -> LocalStackInstance:
-    return start_container(extra_env) if docker_reachable() else start_host(extra_env)
+def default_kind() -> str:
+    """Where the fixtures run LocalStack: `container` (the lab's image, testcontainers) where a
+    Docker engine answers, else `host`. LAB_TEST_LOCALSTACK=host|container forces one."""
+    wanted = os.environ.get("LAB_TEST_LOCALSTACK", "").strip().lower()
+    if wanted in ("host", "container"):
+        return wanted
+    return "container" if docker_reachable() else "host"
+
+
+def start(extra_env: dict[str, str] | None = None, kind: str | None = None) -> LocalStackInstance:
+    return start_container(extra_env) if (kind or default_kind()) == "container" else start_host(extra_env)
