@@ -62,6 +62,13 @@ def lab_apigateway_lambda_integration() -> None:
 
 
 @hooks.on_infra_start()
+def lab_apigateway_raw_body() -> None:
+    from lab_platform.apigateway import request_body
+
+    _apply("LAB_PATCH_APIGW_RAW_BODY", request_body.patches)
+
+
+@hooks.on_infra_start()
 def lab_apigateway_lambda_in_process() -> None:
     from lab_platform.apigateway import lambda_integration
 

@@ -15,6 +15,7 @@ FALSE_VALUES = frozenset({"0", "false", "no", "off"})
 TOGGLES: dict[str, str] = {
     "LAB_PATCH_APIGW_THROTTLING": "API Gateway usage-plan and stage throttling, quotas",
     "LAB_PATCH_APIGW_LAMBDA_NO_RETRY": "API Gateway invokes a Lambda integration once (throttle: 500)",
+    "LAB_PATCH_APIGW_RAW_BODY": "API Gateway passes the request body as sent, form-encoded too",
     "LAB_PATCH_APIGW_LAMBDA_IN_PROCESS": "API Gateway invokes a Lambda integration in process, no client",
     "LAB_PATCH_SQS_ESM_SCALING": "SQS event source mapping concurrency",
     "LAB_PATCH_ASYNC_SCALING": "asynchronous invocation scale-out and throttle retries",

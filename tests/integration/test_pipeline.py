@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
 import time
 from datetime import datetime
 
@@ -194,6 +195,20 @@ def test_each_malformed_order_gets_its_400_and_nothing_reaches_the_bus(localstac
                          timeout=15)
         assert statuses(lines) == ["START", "FAILED"]
         assert lines[-1]["message"]["reason"]
+
+
+def test_an_order_sent_with_curl_d_is_accepted_as_on_aws(localstack, lab, bus_tap):
+    """`curl -d` sends application/x-www-form-urlencoded; AWS hands the JSON to the handler as sent."""
+    topo = lab["topologies"]["no-flow-control"]
+    answer = subprocess.run(
+        ["curl", "-sS", "--max-time", "30", "-d", '{"order_id": "o-curl-1", "customer": "curl"}', topo["notify_url"]],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    accepted = json.loads(answer)
+    assert accepted.get("correlation_id"), answer
+    on_bus = bus_tap(accepted["correlation_id"])
+    ours = [e for e in on_bus if e["detail"]["meta_data"]["correlation_id"] == accepted["correlation_id"]]
+    assert [e["detail"]["order_id"] for e in ours] == ["o-curl-1"]
 
 
 def test_courier_without_its_key_is_forbidden(localstack, lab):
