@@ -138,7 +138,7 @@ def cmd_down(_: argparse.Namespace) -> int:
     if lab_mode == "docker":
         step(f"stopping the compose project {compose.project(settings)}")
         left = compose.down(settings)
-    stopped = []
+    stopped = [] if lab_mode != "docker" else [f"compose project {compose.project(settings)}"]
     # reverse start order: Locust and Prometheus before LocalStack
     for process in sorted(processes.managed(), key=lambda p: p.name.startswith("localstack")):
         if processes.stop(process.name):
