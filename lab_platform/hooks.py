@@ -129,3 +129,10 @@ def lab_cpu_accounting() -> None:
     from lab_platform import cpu_accounting
 
     _apply("LAB_PATCH_CPU_ACCOUNTING", cpu_accounting.patches)
+
+
+@hooks.on_infra_start()
+def lab_sqs_delays_on_time() -> None:
+    from lab_platform import sqs_delays
+
+    _apply("LAB_PATCH_SQS_DELAYS_ON_TIME", sqs_delays.patches)
