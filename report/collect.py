@@ -20,6 +20,7 @@ from report.courier_calls import CourierCall, courier_calls
 from report.aws_state import CourierRecord, QueueContents, read_queue, scan_deliveries
 from report.endpoints import Topology
 from report.logs import LogLine, fetch_all, index_statuses
+from report.quantiles import nearest_rank
 from report.runs import RunWindow
 
 # How long after its last log line an undelivered order may still be retried: the delivery
@@ -41,12 +42,8 @@ def percentiles(values: list[float]) -> Percentiles:
     """Nearest-rank percentiles (no interpolation: every figure is a measured latency)."""
     if not values:
         return Percentiles(0, None, None, None, None)
-    ordered = sorted(values)
-
-    def rank(q: float) -> float:
-        return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
-
-    return Percentiles(len(ordered), rank(0.50), rank(0.95), rank(0.99), ordered[-1])
+    return Percentiles(len(values), nearest_rank(values, 0.50), nearest_rank(values, 0.95),
+                       nearest_rank(values, 0.99), max(values))
 
 
 @dataclass

@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass
 
 from report.logs import LogLine
+from report.quantiles import nearest_rank
 
 SLOWDOWN_CEILING = 1.3
 _STATUS = re.compile(r"status_code=(\d{3})")
@@ -34,13 +35,6 @@ class CallMinute:
     throttled: int
     throttled_p50: float | None
     throttled_p95: float | None
-
-
-def _p(values: list[float], q: float) -> float | None:
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def courier_calls(lines: list[LogLine]) -> list[CourierCall]:
@@ -69,7 +63,7 @@ def per_minute(calls: list[CourierCall], load_start: float) -> list[CallMinute]:
     for minute, own in sorted(minutes.items()):
         ok = [c.seconds for c in own if 200 <= c.status < 300]
         throttled = [c.seconds for c in own if c.status == 429]
-        out.append(CallMinute(minute, len(ok), _p(ok, .5), len(throttled), _p(throttled, .5), _p(throttled, .95)))
+        out.append(CallMinute(minute, len(ok), nearest_rank(ok, .5), len(throttled), nearest_rank(throttled, .5), nearest_rank(throttled, .95)))
     return out
 
 

@@ -28,6 +28,7 @@ from bootstrap.aws import Clients
 from bootstrap.progress import Progress
 from bootstrap.resources import ensure_lambda_proxy_api, ensure_role
 from bootstrap.topology import api_url
+from report.quantiles import nearest_rank
 
 PROBE_ACCOUNT = "444444444444"
 RATIO_CEILING = 2.0  # issue #15: at most 2x the idle p50 ...
@@ -78,11 +79,6 @@ class Overhead:
                 and self.failed == 0)
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
-
-
 def summarise(idle: list[Sample], load: list[Sample], load_start: float) -> Overhead | None:
     """Per-minute p50/p95 of the probe during the load, against its idle p50."""
     idle_invoke = [s.invoke for s in idle if s.invoke is not None]
@@ -97,10 +93,10 @@ def summarise(idle: list[Sample], load: list[Sample], load_start: float) -> Over
         invoke = [s.invoke for s in samples if s.invoke is not None]
         api = [s.api for s in samples if s.api is not None]
         if invoke and api:
-            minutes.append(MinuteFigures(minute, len(samples), _percentile(invoke, .5), _percentile(invoke, .95),
-                                         _percentile(api, .5), _percentile(api, .95)))
+            minutes.append(MinuteFigures(minute, len(samples), nearest_rank(invoke, .5), nearest_rank(invoke, .95),
+                                         nearest_rank(api, .5), nearest_rank(api, .95)))
     failed = sum(1 for s in load if s.invoke is None or s.api is None)
-    return Overhead(_percentile(idle_invoke, .5), _percentile(idle_api, .5), tuple(minutes), failed)
+    return Overhead(nearest_rank(idle_invoke, .5), nearest_rank(idle_api, .5), tuple(minutes), failed)
 
 
 class Probe:
