@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -19,6 +21,7 @@ import time
 import urllib.parse
 import urllib.request
 import uuid
+from pathlib import Path
 
 import pytest
 import requests
@@ -103,6 +106,14 @@ def test_make_up_in_compose_mode_prints_the_urls_and_next_steps(compose_lab):
     assert len(grafana) == 1 and (f"http://127.0.0.1:{ports['LAB_GRAFANA_PORT']}" in grafana[0]
                                   or "grafana/dashboards/" in grafana[0]), grafana
     assert "Next: `make load`" in out and "Stop: `make down`." in out
+    # the compose file's memory limits hold (Debian's docker-compose v1 applies `deploy` limits)
+    limits = {}
+    for ident in subprocess.run(["docker", "ps", "--quiet", "--filter", f"label=com.docker.compose.project={compose_lab['project']}"],
+                                capture_output=True, text=True, check=True).stdout.split():
+        name, memory = subprocess.run(["docker", "inspect", "--format", '{{index .Config.Labels "com.docker.compose.service"}} {{.HostConfig.Memory}}', ident],
+                                      capture_output=True, text=True, check=True).stdout.split()
+        limits[name] = int(memory)
+    assert limits["localstack"] == limits["localstack-flow-control"] == 6 * 2**30 and limits["prometheus"] == 2**30, limits
     status = _run(compose_lab["env"], sys.executable, "-m", "labctl", "status")
     assert "mode: docker" in status.stdout and "localstack-flow-control" in status.stdout
 
@@ -130,7 +141,7 @@ def test_an_order_through_each_topology_reaches_the_courier(compose_lab):
     assert DEFAULT_ACCOUNT not in {t["account"] for t in endpoints["topologies"].values()}
 
 
-def test_prometheus_scrapes_both_localstacks_and_a_short_smoke_load(compose_lab, tmp_path):
+def test_prometheus_scrapes_both_localstacks_and_a_short_smoke_load(compose_lab):
     assert compose_lab["up"].returncode == 0
     env, ports = compose_lab["env"], compose_lab["ports"]
     prometheus = f"http://127.0.0.1:{ports['LAB_PROMETHEUS_PORT']}"
@@ -138,25 +149,38 @@ def test_prometheus_scrapes_both_localstacks_and_a_short_smoke_load(compose_lab,
         r := _query(prometheus, 'up{job="localstack"} == 1')) and len(r) == 2 and r, timeout=30, interval=2)
     assert {s["metric"]["instance"] for s in up} == {"localstack:4566", "localstack-flow-control:4566"}
 
-    # `make load PROFILE=smoke`'s command, with the reports in a temporary folder, cut after a minute
-    load = subprocess.Popen(
-        [sys.executable, "-m", "load", "run", "--profile", "smoke", "--topology", "both", "--reports", str(tmp_path)],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    )
+    # `make load PROFILE=smoke` as an attendee runs it, stopped after a minute with SIGTERM to its
+    # process group (what `kill` or a CI timeout sends): Locust stops its users and still writes
+    # its reports. (Headless Locust leaves SIGINT to the terminal's Ctrl-C handling.)
+    load = subprocess.Popen(["make", "--no-print-directory", "load", "PROFILE=smoke"], cwd=REPO_ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
     try:
         scraped = wait_for("Locust's requests in Prometheus", lambda: (
             r := _query(prometheus, 'sum by (topology) (locust_requests_total{job="locust"}) > 0')) and len(r) == 2 and r,
             timeout=LOAD_SECONDS + 30, interval=5)
         time.sleep(max(0.0, LOAD_SECONDS - 20))
     finally:
-        load.send_signal(signal.SIGTERM)
-        out, _ = load.communicate(timeout=60)
+        os.killpg(load.pid, signal.SIGTERM)
+        try:
+            out, _ = load.communicate(timeout=90)
+        except subprocess.TimeoutExpired:
+            os.killpg(load.pid, signal.SIGKILL)
+            out, _ = load.communicate()
     print(out[-3000:])
+    reports = re.search(r"reports in (\S+)", out)
+    assert reports, out[-2000:]
+    report_dir = Path(reports.group(1))
+    try:
+        # the run's CSV, written after the interrupt
+        assert list(report_dir.glob("*.csv")), f"Locust wrote no CSV in {report_dir}"
+    finally:
+        # a cut run is no run for `make report` (it takes the latest folder in reports/)
+        shutil.rmtree(report_dir, ignore_errors=True)
     assert {s["metric"]["topology"] for s in scraped} == {"no-flow-control", "flow-control"}
     # the orders reached each topology's functions, counted by the platform in its container
     invoked = _query(prometheus, 'sum by (topology) (lab_lambda_invocations_total{function_name="NotificationFunction"})')
     assert {s["metric"].get("topology") for s in invoked if float(s["value"][1]) > 0} == {"no-flow-control", "flow-control"}
-    assert list(tmp_path.glob("*/*.csv")), "Locust wrote no CSV"
 
 
 def test_make_down_leaves_no_container_network_volume_or_port(compose_lab):
