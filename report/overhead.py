@@ -79,6 +79,11 @@ class Overhead:
                 and self.failed == 0)
 
 
+# A minute the load only touched (its first and last, a few probes) has no p95 worth judging: its
+# "p95" is the slowest of a handful, e.g. 1.2 s of 3 probes while the seed run's load stopped.
+MIN_PROBES_PER_MINUTE = 20
+
+
 def summarise(idle: list[Sample], load: list[Sample], load_start: float) -> Overhead | None:
     """Per-minute p50/p95 of the probe during the load, against its idle p50."""
     idle_invoke = [s.invoke for s in idle if s.invoke is not None]
@@ -92,7 +97,7 @@ def summarise(idle: list[Sample], load: list[Sample], load_start: float) -> Over
     for minute, samples in sorted(by_minute.items()):
         invoke = [s.invoke for s in samples if s.invoke is not None]
         api = [s.api for s in samples if s.api is not None]
-        if invoke and api:
+        if invoke and api and len(samples) >= MIN_PROBES_PER_MINUTE:
             minutes.append(MinuteFigures(minute, len(samples), nearest_rank(invoke, .5), nearest_rank(invoke, .95),
                                          nearest_rank(api, .5), nearest_rank(api, .95)))
     failed = sum(1 for s in load if s.invoke is None or s.api is None)

@@ -42,3 +42,10 @@ def test_the_report_shows_the_probe(tmp_path: Path):
     assert "## Emulator overhead beside the storm" in text and "The emulator kept up." in text
     assert "| 0 | 120 | 7.0 ms | 7.0 ms | 1.2 | 10.0 ms | 10.0 ms | 1.1 |" in text
     assert "Emulator overhead" not in render(ReportData(window=window, results={}, overhead=Overhead(0.006, 0.009, (), 0)))
+
+
+def test_a_minute_with_a_few_probes_is_not_judged():
+    idle = samples(0, 10, 0.006, 0.009)
+    edge = samples(100, 60, 0.006, 0.009) + samples(160, 3, 1.2, 0.02)  # the load's last seconds
+    o = summarise(idle, edge, 100)
+    assert [m.minute for m in o.minutes] == [0] and o.within_bounds() is True
