@@ -108,6 +108,27 @@ def start(
     return ManagedProcess(name, proc.pid, started, log_file)
 
 
+def adopt(name: str, pid: int, log_file: Path) -> ManagedProcess:
+    """Record a process another command started (leading its own process group), so that
+    `make down` stops it too; the caller `forget`s it when the process ends."""
+    existing = find(name)
+    if existing and existing.alive:
+        raise ProcessError(f"{name} is already running (pid {existing.pid}); wait for it or run `make down`")
+    PID_DIR.mkdir(parents=True, exist_ok=True)
+    started = _start_time(pid) or ""
+    _pid_file(name).write_text(json.dumps({"pid": pid, "started": started, "log": str(log_file)}))
+    return ManagedProcess(name, pid, started, log_file)
+
+
+def forget(name: str) -> None:
+    _pid_file(name).unlink(missing_ok=True)
+
+
+def running(name: str) -> ManagedProcess | None:
+    process = find(name)
+    return process if process is not None and process.alive else None
+
+
 def find(name: str) -> ManagedProcess | None:
     path = _pid_file(name)
     if not path.exists():

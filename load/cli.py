@@ -14,7 +14,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from labctl import mode
+from labctl import mode, processes
 from labctl.settings import REPO_ROOT, Settings, SettingsError
 from load.profiles import PROFILES_FILE, ProfileError, get_profile, load_profiles
 from load.targets import CHOICES, ENDPOINTS_FILE, TargetError, load_targets
@@ -74,10 +74,15 @@ def locust_argv(args: argparse.Namespace, report_dir: Path, settings: Settings) 
     return argv
 
 
-def run_locust(command: list[str]) -> int:
+LOCUST_PROCESS = "locust"
+
+
+def run_locust(command: list[str], report_dir: Path) -> int:
     """Run Locust to its end. SIGTERM/SIGINT sent to this process are passed on, so Locust stops
-    its users and still writes the CSV, HTML and phases files."""
-    child = subprocess.Popen(command, cwd=REPO_ROOT)
+    its users and still writes the CSV, HTML and phases files. Locust leads its own process group
+    and is recorded with the lab's processes, so `make down` stops a load still running."""
+    child = subprocess.Popen(command, cwd=REPO_ROOT, process_group=0)
+    processes.adopt(LOCUST_PROCESS, child.pid, report_dir / "report.html")
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:
@@ -95,6 +100,7 @@ def run_locust(command: list[str]) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
+        processes.forget(LOCUST_PROCESS)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,8 +120,11 @@ def main(argv: list[str] | None = None) -> int:
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         report_dir = args.reports / f"{stamp}-{profile.name}-{args.topology}"
         command = locust_argv(args, report_dir, settings)
+        if (load := processes.running(LOCUST_PROCESS)) is not None:
+            raise processes.ProcessError(f"a load is already running (pid {load.pid}): wait for it to end, "
+                                         "or stop it with `make down`")
         report_dir.mkdir(parents=True, exist_ok=False)
-    except (ProfileError, TargetError, SettingsError, FileExistsError) as error:
+    except (ProfileError, TargetError, SettingsError, FileExistsError, processes.ProcessError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(
@@ -125,6 +134,6 @@ def main(argv: list[str] | None = None) -> int:
     )
     if args.command == "ui":
         print(f"Locust web UI: http://127.0.0.1:{settings.port('LAB_LOCUST_PORT')}", flush=True)
-    code = run_locust(command)
+    code = run_locust(command, report_dir)
     print(f"load: exit {code}; CSV and HTML in {report_dir}", flush=True)
     return code

@@ -340,7 +340,62 @@ def _share_botocore_loader() -> bool:
         self._components.lazy_register_component("data_loader", data_loader)
 
     botocore.session.Session._register_data_loader = _register_data_loader
+    _warm_client_creation()
     return True
+
+
+def _warm_client_creation() -> None:
+    """Create (and drop) one client per warm service, so its one-time work is shared.
+
+    botocore imports modules and fills module-level caches the first time a client is made;
+    done here, every environment shares them instead of paying about 2 MB of its own memory per
+    client kind (measured: two clients 7.9 -> 4.4 MB per environment). No request is sent: the
+    credentials, region and endpoint are given, and the clients are dropped unused.
+    """
+    try:
+        import boto3.session
+    except ImportError:
+        return
+    session = boto3.session.Session(aws_access_key_id="warm", aws_secret_access_key="warm",
+                                    region_name="us-east-1")
+    for service in WARM_SERVICES:
+        try:
+            session.client(service, endpoint_url="http://127.0.0.1:9")
+        except Exception:  # noqa: BLE001 - a service this botocore lacks
+            pass
+
+
+# Set by main(): children keep the zygote's objects frozen (out of the collector's reach).
+_SHARE_PAGES = False
+# CPython 3.12 and 3.13 (64-bit, with the GIL) skip every reference-count write on an object whose
+# count is UINT32_MAX (PEP 683's immortal objects): Py_INCREF's add wraps to 0 and returns.
+_IMMORTAL_REFCOUNT = 0xFFFFFFFF
+
+
+def _immortalize_heap() -> int:
+    """Make the zygote's objects immortal, so children reading them do not copy their pages.
+
+    A forked child shares the zygote's pages until it writes to one; CPython writes an object's
+    reference count every time it is used, so reading a module's functions copies the pages they
+    live on. PEP 683 names this very case (a pre-fork server) as its motive; CPython offers no
+    call for it, so the counts are set here. Only objects alive in the zygote before any fork
+    are touched; they stay alive in every environment anyway (modules, their functions and data).
+    Returns how many objects were made immortal, 0 where the interpreter has no immortal objects.
+    """
+    if not ((3, 12) <= sys.version_info[:2] <= (3, 13)) or sys.maxsize < 2**32:
+        return 0
+    if getattr(sys, "_is_gil_enabled", lambda: True)() is False:
+        return 0  # the free-threaded build keeps its counts elsewhere
+    count = 0
+    # Every object the collector tracks, and what they refer to (strings, numbers, bytes are
+    # untracked). No bookkeeping set: it would be tracked, made immortal, and never freed.
+    for container in gc.get_objects():
+        for obj in (container, *gc.get_referents(container)):
+            cell = ctypes.c_ssize_t.from_address(id(obj))
+            if cell.value < _IMMORTAL_REFCOUNT:
+                cell.value = _IMMORTAL_REFCOUNT
+                count += 1
+    return count
 
 
 def serve(control: socket.socket, code_dir: str) -> None:
@@ -362,7 +417,8 @@ def serve(control: socket.socket, code_dir: str) -> None:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _set_parent_death_signal()
-                gc.unfreeze()
+                if not _SHARE_PAGES:
+                    gc.unfreeze()
                 run_environment(socket.socket(fileno=fd), request["env"], code_dir)
             except BaseException:  # noqa: BLE001 - never fall back into the zygote loop
                 traceback.print_exc(file=sys.__stderr__)
@@ -386,9 +442,14 @@ def main(argv: list[str]) -> None:
     # Move everything imported so far out of the collector's reach, so children do not
     # touch (and copy) those pages when they collect garbage.
     gc.collect()
+    global _SHARE_PAGES
+    mode = args.get("--share-pages", "immortal")
+    _SHARE_PAGES = mode in ("frozen", "immortal")
+    # before the freeze: gc.get_objects() does not list the frozen generation
+    immortal = _immortalize_heap() if mode == "immortal" else 0
     gc.freeze()
     send_frame(control, {"ready": True, "pid": os.getpid(), "preloaded": loaded,
-                         "threads": threading.active_count()})
+                         "immortal": immortal, "threads": threading.active_count()})
     serve(control, code_dir)
 
 

@@ -31,6 +31,10 @@ DEFAULT_PRELOAD = (
 )
 
 
+# How much of the zygote's memory environments share (README: "Memory").
+SHARE_PAGES_CHOICES = ("immortal", "frozen", "off")
+
+
 class ZygoteError(RuntimeError):
     pass
 
@@ -39,12 +43,16 @@ class Zygote:
     def __init__(self, interpreter: str, code_dir: str, runtime_lib: str, env: dict[str, str]) -> None:
         self.code_dir = code_dir
         self._lock = threading.Lock()
-        parent, child = socket.socketpair()
         preload = os.environ.get("LAB_EXECUTOR_PRELOAD", DEFAULT_PRELOAD)
+        share_pages = os.environ.get("LAB_EXECUTOR_SHARE_PAGES", "immortal")
+        if share_pages not in SHARE_PAGES_CHOICES:
+            raise ZygoteError(f"LAB_EXECUTOR_SHARE_PAGES={share_pages!r}: use one of {', '.join(SHARE_PAGES_CHOICES)}")
+        parent, child = socket.socketpair()
         argv = [interpreter, "-I", "-S", ZYGOTE_SCRIPT, "--code", code_dir,
                 "--runtime-lib", runtime_lib, "--control-fd", str(child.fileno()),
                 "--preload", preload,
-                "--share-botocore-loader", os.environ.get("LAB_EXECUTOR_SHARE_BOTOCORE_LOADER", "1")]
+                "--share-botocore-loader", os.environ.get("LAB_EXECUTOR_SHARE_BOTOCORE_LOADER", "1"),
+                "--share-pages", share_pages]
         began = time.perf_counter()
         self.process = subprocess.Popen(
             argv, pass_fds=[child.fileno()], env=env, cwd=code_dir,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 import time
 
@@ -40,3 +41,28 @@ def test_starting_a_name_twice_is_refused():
             processes.start("twice", [sys.executable, "-c", "pass"])
     finally:
         processes.stop("twice")
+
+
+def test_an_adopted_process_is_stopped_by_down_and_refused_twice(tmp_path):
+    # how `make load` records Locust: started by the load command in its own process group
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"], process_group=0)
+    try:
+        processes.adopt("locust", child.pid, tmp_path / "report.html")
+        assert processes.running("locust").pid == child.pid
+        assert [p.name for p in processes.managed()] == ["locust"]
+        with pytest.raises(processes.ProcessError, match="already running"):
+            processes.adopt("locust", child.pid, tmp_path / "report.html")
+        assert processes.stop("locust") is True
+        assert child.wait(timeout=10) is not None and processes.running("locust") is None
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_forgetting_an_ended_process_leaves_nothing_to_stop(tmp_path):
+    child = subprocess.Popen([sys.executable, "-c", "pass"], process_group=0)
+    processes.adopt("locust", child.pid, tmp_path / "report.html")
+    child.wait()
+    assert processes.running("locust") is None
+    processes.forget("locust")
+    assert processes.managed() == []
