@@ -60,6 +60,7 @@ def mode_from_args(args: argparse.Namespace) -> dict[str, Any]:
         "denylist": {"hosts": args.hosts},
         "corruption": {"style": args.style},
         "timeout": {},
+        "crash": {"how": args.how, "when": args.when},
     }[args.mode]
     entry.update({k: v for k, v in options.items() if v is not None})
     if args.match:
@@ -170,6 +171,8 @@ def build_parser() -> argparse.ArgumentParser:
     on.add_argument("--mb", type=int)
     on.add_argument("--hosts", nargs="+", help="regex patterns of hosts (or host:port) to block")
     on.add_argument("--style", choices=("truncate", "garble", "empty"))
+    on.add_argument("--how", choices=("kill", "exit"), help="crash: SIGKILL (as out of memory) or exit 1")
+    on.add_argument("--when", choices=("before", "after"), help="crash: before the handler or after it returned")
     off.add_argument("--function")
     off.add_argument("--mode", choices=MODE_ORDER)
     return parser

@@ -95,6 +95,26 @@ def test_exception_mode_fails_the_invocation_as_an_injected_fault(localstack, pr
     assert "FunctionError" not in response
 
 
+@pytest.mark.parametrize("how", ["kill", "exit"])
+def test_crash_mode_ends_the_environment_and_the_next_invocation_gets_a_fresh_one(localstack, probe, how):
+    _, payload, _ = invoke(localstack, probe, {}, ACCOUNT)
+    pid_before = body(payload)["pid"]
+    chaos_on(localstack, probe, "--mode", "crash", "--how", how, "--when", "before")
+    try:
+        response, payload, _ = invoke(localstack, probe, {"correlation_id": f"crash-{how}"}, ACCOUNT)
+        # what AWS reports when the runtime process dies (out of memory, segfault, exit)
+        assert response.get("FunctionError") == "Unhandled"
+        assert payload["errorType"] == "Runtime.ExitError"
+        # the line announcing the crash was flushed before the process died
+        text = wait_logs(localstack, probe, ACCOUNT, f'"correlation_id": "crash-{how}"')
+        assert '"fault_mode": "crash"' in text
+    finally:
+        chaos_off(localstack, probe)
+    response, payload, _ = invoke(localstack, probe, {}, ACCOUNT)
+    assert "FunctionError" not in response
+    assert body(payload)["pid"] != pid_before  # a new environment, with its own init
+
+
 def test_timeout_mode_makes_the_platform_time_the_function_out(localstack, probe):
     chaos_on(localstack, probe, "--mode", "timeout")
     try:

@@ -43,6 +43,8 @@ def cfg(**faults):
         ({"faults": {"status_code": {"status_code": 700}}}, "status_code = 700 is out of range"),
         ({"faults": {"disk_space": {"mb": 100000}}}, "mb = 100000 is out of range"),
         ({"faults": {"corruption": {"style": "melt"}}}, "style must be one of"),
+        ({"faults": {"crash": {"how": "segfault"}}}, "how must be one of ['kill', 'exit']"),
+        ({"faults": {"crash": {"when": "during"}}}, "when must be one of ['before', 'after']"),
         ({"faults": {"latency": {"min_ms": 1, "typo": 2}}}, "unknown key(s) ['typo']"),
         ({"faults": {}, "expires_at": "tomorrow"}, "is not ISO 8601"),
         ({"faults": {}, "expires_at": "2030-01-01T00:00:00"}, "needs a timezone"),
@@ -65,6 +67,7 @@ def test_modes_run_in_the_documented_order_whatever_the_document_order():
         exception={},
         timeout={},
         disk_space={"mb": 1},
+        crash={},
     )
     assert tuple(m.mode for m in config.modes) == MODE_ORDER
     assert MODE_ORDER.index("denylist") < MODE_ORDER.index("latency") < MODE_ORDER.index(
@@ -154,6 +157,28 @@ def test_corruption_breaks_the_body_but_keeps_the_status():
         assert response["statusCode"] == 200
         with pytest.raises(ValueError):
             json.loads(response["body"])
+
+
+def _crash_in_a_child(config, marker: Path) -> int:
+    """Fire `config` in a forked child whose handler touches `marker`; return its wait status."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns into pytest
+        try:
+            fire(config, h=lambda e, c: marker.touch() or {"statusCode": 200, "body": "{}"})
+        finally:
+            os._exit(0)  # reached only if the crash did not happen
+    return os.waitpid(pid, 0)[1]
+
+
+@pytest.mark.parametrize(("how", "when"), [("kill", "before"), ("exit", "before"), ("kill", "after")])
+def test_crash_ends_the_process_before_or_after_the_handler(tmp_path, how, when):
+    marker = tmp_path / "handler-ran"
+    status = _crash_in_a_child(cfg(crash={"how": how, "when": when}), marker)
+    if how == "kill":
+        assert os.WIFSIGNALED(status) and os.WTERMSIG(status) == 9  # as the kernel's OOM kill
+    else:
+        assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 1
+    assert marker.exists() is (when == "after")  # after: the work was done, its result lost
 
 
 class _Context:

@@ -16,6 +16,7 @@ Document shape (every key but `faults` optional)::
         "disk_space":  {"rate": 1.0, "mb": 64},
         "denylist":    {"rate": 1.0, "hosts": ["courier.*", "dynamodb\\..*"]},
         "corruption":  {"rate": 0.3, "style": "truncate"},
+        "crash":       {"rate": 0.1, "how": "kill", "when": "before"},
         "<mode>": {..., "expires_at": "...", "match": [{"path": "body.customer", "regex": "^vip"}]}
       }
     }
@@ -44,6 +45,7 @@ MODE_ORDER: tuple[str, ...] = (
     "disk_space",  # fill /tmp before the handler writes to it
     "latency",  # delay, then still run the handler
     "timeout",  # sleep past the function timeout: the platform kills the invocation
+    "crash",  # the environment's process dies (before the handler, or after it returned)
     "exception",  # raise before the handler
     "status_code",  # answer an error response instead of the handler
     "corruption",  # run the handler, then corrupt what it returned
@@ -56,6 +58,11 @@ MAX_DISK_MB = 512  # Lambda's default ephemeral /tmp size
 MAX_REGEX_LEN = 200
 MAX_PATTERNS = 50
 CORRUPTION_STYLES = ("truncate", "garble", "empty")
+# kill: SIGKILL, as the kernel ends a function out of memory; exit: the process exits with status 1
+CRASH_HOW = ("kill", "exit")
+# before: the handler never runs; after: it ran (the courier may have the order) but its result
+# is lost, so the platform's retry delivers the order twice
+CRASH_WHEN = ("before", "after")
 
 _MODE_KEYS: dict[str, set[str]] = {
     "latency": {"min_ms", "max_ms"},
@@ -65,6 +72,7 @@ _MODE_KEYS: dict[str, set[str]] = {
     "disk_space": {"mb"},
     "denylist": {"hosts"},
     "corruption": {"style"},
+    "crash": {"how", "when"},
 }
 _COMMON_KEYS = {"rate", "match", "expires_at"}
 
@@ -297,6 +305,12 @@ def _mode_params(mode: str, raw: dict[str, Any], where: str) -> dict[str, Any]:
         params["hosts"] = tuple(
             compile_safe_regex(h, f"{where}.hosts[{i}]") for i, h in enumerate(hosts)
         )
+    elif mode == "crash":
+        for key, choices in (("how", CRASH_HOW), ("when", CRASH_WHEN)):
+            value = raw.get(key, choices[0])
+            if value not in choices:
+                raise FaultConfigError(f"{where}.{key} must be one of {list(choices)}")
+            params[key] = value
     elif mode == "corruption":
         style = raw.get("style", "truncate")
         if style not in CORRUPTION_STYLES:

@@ -28,6 +28,7 @@ from .config import FaultConfig, FaultConfigError, ModeConfig, now_utc, parse_co
 from .modes import (
     InjectedFault,
     corrupt,
+    crash,
     denylisted,
     disk_filled,
     sleep_latency,
@@ -216,6 +217,11 @@ def run_with_faults(
             elif mode.mode == "timeout":
                 note(mode)
                 sleep_past_timeout(context)
+            elif mode.mode == "crash" and p["when"] == "before":
+                note(mode, how=p["how"], when="before")
+                crash(p["how"])
+            elif mode.mode == "crash":
+                after.append(mode)
             elif mode.mode == "exception":
                 note(mode)
                 raise InjectedFault(p["message"])
@@ -226,6 +232,9 @@ def run_with_faults(
                 after.append(mode)
         response = handler(event, context)
     for mode in after:
+        if mode.mode == "crash":
+            note(mode, how=mode.params["how"], when="after")
+            crash(mode.params["how"])
         note(mode, style=mode.params["style"])
         response = corrupt(response, mode.params["style"], rng)
     return response

@@ -10,7 +10,9 @@ import contextlib
 import json
 import os
 import random
+import signal
 import socket
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -37,6 +39,22 @@ def sleep_past_timeout(context: Any) -> None:
     if context is not None and hasattr(context, "get_remaining_time_in_millis"):
         remaining_ms = context.get_remaining_time_in_millis()
     time.sleep(remaining_ms / 1000 + 1.0)
+
+
+def crash(how: str) -> None:
+    """End this execution environment's process now, mid-invocation.
+
+    `kill` is what the kernel does to a function out of memory (SIGKILL: nothing runs after it);
+    `exit` is a runtime that exits on its own (status 1). Either way the platform reports
+    `Runtime.ExitError` for the invocation and starts a fresh environment for the next one.
+    Output is flushed first, so the log line that announced the crash is kept.
+    """
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    if how == "kill":
+        os.kill(os.getpid(), signal.SIGKILL)
+    os._exit(1)
 
 
 def status_code_response(status_code: int, body: Any) -> dict[str, Any]:
