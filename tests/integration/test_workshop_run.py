@@ -1,6 +1,6 @@
 """The workshop's long commands, run as an attendee runs them (docs/WORKSHOP.md), on the smoke
 profile: `make experiment` on a stopped lab, then `make report`, `make story`, `make preview`,
-`make status` and `make down`. A second lab beside any running one: own state folder, own ports.
+`make status` and `make down`; and the courier's API key is in none of what the run wrote. A second lab beside any running one: own state folder, own ports.
 
 `make load PROFILE=smoke` is the same `python -m load run --profile smoke --topology both` the
 experiment runs (its progress lines are checked here); its own behaviour is tests/integration/
@@ -19,6 +19,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+import requests
 from botocore.config import Config
 
 from labctl.settings import REPO_ROOT
@@ -38,6 +39,47 @@ def _bound(port: int) -> bool:
 def _make(env: dict, *args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     return subprocess.run(["make", "--no-print-directory", *args], cwd=REPO_ROOT, env=env,
                           capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def _aws(service: str, port: str, account: str):
+    return boto3.client(service, endpoint_url=f"http://127.0.0.1:{port}", region_name="us-east-1",
+                        aws_access_key_id=account, aws_secret_access_key="test",
+                        config=Config(retries={"max_attempts": 2}))
+
+
+def _api_key(port: str, account: str) -> str:
+    secret = _aws("secretsmanager", port, account).get_secret_value(SecretId="/sls-observe/delivery/api-key")
+    return secret["SecretString"]
+
+
+def _function_logs(port: str, account: str) -> str:
+    """Every line of every function's log group in the account."""
+    logs = _aws("logs", port, account)
+    lines = []
+    for group in logs.get_paginator("describe_log_groups").paginate(logGroupNamePrefix="/aws/lambda/"):
+        for entry in group["logGroups"]:
+            for page in logs.get_paginator("filter_log_events").paginate(logGroupName=entry["logGroupName"]):
+                lines.extend(event["message"] for event in page["events"])
+    return "\n".join(lines)
+
+
+def _lab_logs(state: Path) -> dict[str, str]:
+    return {f"lab log {path.name}": path.read_text(errors="replace") for path in (state / "logs").glob("*.log")}
+
+
+def _report_files(folder: Path) -> dict[str, str]:
+    """The run's report folder: report, JSON summary, Locust CSV/HTML, plots."""
+    return {f"report file {path.name}": path.read_bytes().decode(errors="replace")
+            for path in folder.parent.rglob("*") if path.is_file()}
+
+
+def _get(url: str) -> str:
+    return requests.get(url, timeout=60).text
+
+
+def _prometheus_series(port: str) -> str:
+    """Every label of every series Prometheus holds."""
+    return _get(f"http://127.0.0.1:{port}/api/v1/series?match[]=%7B__name__%3D~%22.%2B%22%7D")
 
 
 @pytest.mark.timeout(3000)
@@ -79,6 +121,21 @@ def test_make_experiment_from_a_stopped_lab_then_the_workshop_commands(tmp_path:
         assert story.returncode == 0, story.stderr[-2000:]
         for service in ("notify-handler", "delivery-handler", "slow-api"):
             assert service in story.stdout, (service, story.stdout[-2000:])
+
+        # the courier's API key is in Secrets Manager and nowhere else the run wrote (issue #19)
+        places = {"experiment and Locust output": out, "make story": story.stdout}
+        places.update(_lab_logs(state))
+        places.update(_report_files(folder if folder.is_absolute() else REPO_ROOT / folder))
+        places["Prometheus series"] = _prometheus_series(ports["LAB_PROMETHEUS_PORT"])
+        for topology, (port, account) in {"no-flow-control": ("LAB_LOCALSTACK_PORT", "111111111111"),
+                                          "flow-control": ("LAB_LOCALSTACK_FLOW_CONTROL_PORT", "222222222222")}.items():
+            key = _api_key(ports[port], account)
+            assert len(key) >= 20, "the key read back must be a real one, or the search below proves nothing"
+            places[f"{topology} function logs"] = _function_logs(ports[port], account)
+            places[f"{topology} platform metrics"] = _get(f"http://127.0.0.1:{ports[port]}/_lab/metrics")
+            leaks = [where for where, text in places.items() if key in text]
+            assert not leaks, f"the {topology} courier API key appears in: {leaks}"
+        assert len(places["no-flow-control function logs"]) > 100_000  # the logs were really read
 
         # the guide's own command to find duplicated orders, on this lab's port
         guide = (REPO_ROOT / "docs" / "WORKSHOP.md").read_text()
