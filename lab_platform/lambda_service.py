@@ -47,6 +47,36 @@ def all_services() -> list[LambdaService]:
     return list(_services)
 
 
+ESM_USER_AGENT = "lambda.amazonaws.com (event source mapping)"
+
+
+def invoke_in_process(
+    service: LambdaService,
+    name: str,
+    qualifier: str | None,
+    region: str,
+    account: str,
+    payload: str | bytes,
+    user_agent: str,
+    invocation_type: str = "RequestResponse",
+    request_id: str | None = None,
+):
+    """`LambdaService.invoke` as LocalStack's Invoke handler calls it, for a caller in this process
+    (`user_agent` names it); refusals (throttle, not found...) are raised as LocalStack raises them."""
+    return service.invoke(
+        function_name=name,
+        qualifier=qualifier,
+        region=region,
+        account_id=account,
+        invocation_type=invocation_type,
+        client_context=None,
+        request_id=request_id or long_uid(),
+        payload=to_bytes(payload),
+        trace_context={"aws_trace_header": TraceHeader().ensure_root_exists()},
+        user_agent=user_agent,
+    )
+
+
 class InProcessLambdaClient:
     """The subset of a boto3 Lambda client that LocalStack's ESM `LambdaSender` uses (`invoke`),
     answered by `LambdaService.invoke` in this process. A throttle is raised as the `SenderError`
@@ -69,16 +99,8 @@ class InProcessLambdaClient:
             raise ValueError(f"in-process invoke needs a full function ARN, got {FunctionName!r}")
         request_id = long_uid()
         try:
-            result = self._invoke(
-                service,
-                name,
-                Qualifier or qualifier,
-                region,
-                account,
-                InvocationType,
-                request_id,
-                Payload,
-            )
+            result = invoke_in_process(service, name, Qualifier or qualifier, region, account, Payload,
+                                       ESM_USER_AGENT, InvocationType, request_id)
         except TooManyRequestsException as throttle:
             raise SenderError(
                 f"Rate Exceeded invoking {FunctionName}",
@@ -107,17 +129,4 @@ class InProcessLambdaClient:
             response["FunctionError"] = "Unhandled"
         return response
 
-    @staticmethod
-    def _invoke(service, name, qualifier, region, account, invocation_type, request_id, payload):
-        return service.invoke(
-            function_name=name,
-            qualifier=qualifier,
-            region=region,
-            account_id=account,
-            invocation_type=invocation_type,
-            client_context=None,
-            request_id=request_id,
-            payload=to_bytes(payload),
-            trace_context={"aws_trace_header": TraceHeader().ensure_root_exists()},
-            user_agent="lambda.amazonaws.com (event source mapping)",
-        )
+

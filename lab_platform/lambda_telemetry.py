@@ -33,10 +33,10 @@ from collections import Counter
 from localstack.runtime import hooks
 
 from lab_platform import settings
+from lab_platform.cloudwatch_publish import put_metric_data
 
 LOG = logging.getLogger(__name__)
 FLUSH_SECONDS = 1.0
-MAX_DATUMS_PER_CALL = 1000  # PutMetricData's limit
 
 # (account, region, function, metric) -> count since the last flush
 _pending: Counter[tuple[str, str, str, str]] = Counter()
@@ -63,8 +63,6 @@ def flush() -> int:
     """Publish what accumulated, one PutMetricData per account and region; returns the datums sent."""
     from datetime import UTC, datetime
 
-    from localstack.aws.connect import connect_to
-
     with _lock:
         batch = dict(_pending)
         _pending.clear()
@@ -77,9 +75,7 @@ def flush() -> int:
         })
     for (account, region), datums in by_place.items():
         try:
-            client = connect_to(aws_access_key_id=account, region_name=region).cloudwatch
-            for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
-                client.put_metric_data(Namespace="AWS/Lambda", MetricData=datums[start:start + MAX_DATUMS_PER_CALL])
+            put_metric_data(account, region, "AWS/Lambda", datums)
         except Exception as error:  # noqa: BLE001 - metrics must never break invocations
             LOG.debug("publishing %d Lambda metric(s) for %s failed: %s", len(datums), account, error)
     return len(batch)

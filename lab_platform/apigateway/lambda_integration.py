@@ -38,8 +38,6 @@ from localstack.services.apigateway.next_gen.execute_api.integrations import aws
 from localstack.aws.api import ServiceException
 from localstack.services.lambda_.api_utils import function_locators_from_arn
 from localstack.utils.patch import Patch, Patches
-from localstack.utils.strings import long_uid
-from localstack.utils.xray.trace_header import TraceHeader
 
 from lab_platform import lambda_service
 
@@ -98,18 +96,8 @@ def _call_lambda_in_process(fn, function_arn: str, event: bytes, source_arn: str
     if credentials or service is None or not (name and account and region):
         return fn(function_arn=function_arn, event=event, source_arn=source_arn, credentials=credentials)
     try:
-        result = service.invoke(
-            function_name=name,
-            qualifier=qualifier,
-            region=region,
-            account_id=account,
-            invocation_type="RequestResponse",
-            client_context=None,
-            request_id=long_uid(),
-            payload=event,
-            trace_context={"aws_trace_header": TraceHeader().ensure_root_exists()},
-            user_agent="apigateway.amazonaws.com",
-        )
+        result = lambda_service.invoke_in_process(service, name, qualifier, region, account, event,
+                                                  "apigateway.amazonaws.com")
     except ServiceException as refused:
         raise _refusal(refused) from refused
     return result.payload or b""

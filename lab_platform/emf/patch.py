@@ -19,10 +19,10 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from typing import Any
 
-from localstack.aws.connect import connect_to
 from localstack.services.logs.provider import LogsProvider
 from localstack.utils.patch import Patches
 
+from lab_platform.cloudwatch_publish import put_metric_data
 from lab_platform.emf.parser import EmfDatum, parse_line
 from lab_platform.emf.store import STORE
 
@@ -31,7 +31,6 @@ LOG = logging.getLogger(__name__)
 LAMBDA_LOG_GROUP_PREFIX = "/aws/lambda/"
 EMF_HEADER = "x-amzn-logs-format"
 FLUSH_INTERVAL = 1.0  # seconds: CloudWatch within about a second of the log line, one call a second
-MAX_DATUMS_PER_CALL = 1000  # PutMetricData limit
 MAX_VALUES_PER_DATUM = 150  # PutMetricData limit
 
 
@@ -87,11 +86,7 @@ class EmfWorker:
     def _publish(account: str, region: str, namespace: str, data: list[EmfDatum]) -> None:
         datums = [to_metric_datum(d) for d in data]
         try:
-            client = connect_to(aws_access_key_id=account, region_name=region).cloudwatch
-            for start in range(0, len(datums), MAX_DATUMS_PER_CALL):
-                client.put_metric_data(
-                    Namespace=namespace, MetricData=datums[start : start + MAX_DATUMS_PER_CALL]
-                )
+            put_metric_data(account, region, namespace, datums)
         except Exception as error:  # noqa: BLE001 - CloudWatch disabled or shutting down
             LOG.warning("could not publish %d EMF metric(s) to CloudWatch: %s", len(datums), error)
 
