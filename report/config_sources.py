@@ -26,7 +26,6 @@ from report.endpoints import Endpoints
 
 DELIVERY_CODE = REPO_ROOT / "lambdas" / "delivery" / "app.py"
 COURIER_CODE = REPO_ROOT / "lambdas" / "slow_api" / "app.py"
-COMMON_CODE = REPO_ROOT / "lambdas" / "common"
 
 
 class ConfigError(RuntimeError):
@@ -81,9 +80,8 @@ def courier_behaviour(profile: str, path: Path = COURIER_CODE, samples: int = 20
     saved = {k: os.environ.get(k) for k in ("AWS_DEFAULT_REGION", "COURIER_PROFILE")}
     os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
     os.environ["COURIER_PROFILE"] = profile
-    saved_path = list(sys.path)
-    # the packager puts lambdas/common (lab_faults, lab_breaker) into every function zip
-    sys.path.insert(0, str(COMMON_CODE))
+    # lab_faults and lab_breaker, which every function zip carries, are installed in the lab's
+    # environment (pyproject.toml), so the module imports them as it does on AWS
     try:
         spec = importlib.util.spec_from_file_location("_lab_courier_for_preview", path)
         assert spec and spec.loader
@@ -93,7 +91,6 @@ def courier_behaviour(profile: str, path: Path = COURIER_CODE, samples: int = 20
     except Exception as error:  # noqa: BLE001 - any import failure is a configuration problem
         raise ConfigError(f"cannot load {path} to read the courier profile: {error}") from None
     finally:
-        sys.path[:] = saved_path
         for key, value in saved.items():
             if value is None:
                 os.environ.pop(key, None)

@@ -15,7 +15,6 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-import resilience  # noqa: F401 - puts lambdas/common on sys.path
 from bootstrap import topology
 from lab_breaker import BreakerSettings
 from resilience.lab import Lab, LabError, Topology, fail, load_lab

@@ -34,7 +34,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import resilience  # noqa: F401 - puts lambdas/common on sys.path
 from lab_faults import FaultConfigError, parse_config
 from resilience.chaos import parse_duration
 from resilience.lab import LabError

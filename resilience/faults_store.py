@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import resilience  # noqa: F401 - puts lambdas/common on sys.path
 from lab_faults import PARAMETER_PREFIX, FaultConfigError, parse_config
 
 

@@ -31,7 +31,6 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-import resilience  # noqa: F401 - puts lambdas/common on sys.path
 from lab_faults.config import now_utc
 from resilience import faults_store
 from resilience.experiments_model import Experiment, ExperimentError, load_experiment

@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 import time
-from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas" / "common"))
-
-from lab_breaker import (  # noqa: E402
+from lab_breaker import (
     BreakerSettings,
     CircuitBreakerError,
     FallbackUnavailable,
@@ -20,9 +15,9 @@ from lab_breaker import (  # noqa: E402
     TransitionLogger,
     park_order,
 )
-from pybreaker import CircuitBreakerListener  # noqa: E402
+from pybreaker import CircuitBreakerListener
 
-from tests.support.function_modules import fake_aws_environment  # noqa: E402
+from tests.support.function_modules import fake_aws_environment
 
 
 class Recorder(CircuitBreakerListener):

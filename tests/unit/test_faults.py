@@ -6,7 +6,6 @@ import json
 import os
 import random
 import socket
-import sys
 import tempfile
 import threading
 import time
@@ -15,11 +14,10 @@ from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "lambdas" / "common"))
 
-from lab_faults import MODE_ORDER, FaultConfigError, InjectedFault, inject_faults, parse_config  # noqa: E402
-from lab_faults.injector import correlation_id_of, plan, run_with_faults  # noqa: E402
-from lab_faults.modes import DenylistedConnection  # noqa: E402
+from lab_faults import MODE_ORDER, FaultConfigError, InjectedFault, inject_faults, parse_config
+from lab_faults.injector import correlation_id_of, plan, run_with_faults
+from lab_faults.modes import DenylistedConnection
 
 
 def cfg(**faults):

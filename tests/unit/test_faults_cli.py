@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-import resilience  # noqa: F401 - lambdas/common on the path
 from resilience.chaos import build_parser, mode_from_args, parse_duration, parse_match
 from resilience.experiments_model import ExperimentError, load_experiment
 from resilience.lab import LabError, load_lab
