@@ -63,9 +63,21 @@ class ManagedProcess:
             while time.monotonic() < deadline:
                 if not self.alive:
                     _reap(self.pid)
-                    return True
+                    # the rest of its group too: a child still exiting may hold the lab's port
+                    if not _group_alive(self.pid):
+                        return True
                 time.sleep(0.1)
         raise ProcessError(f"{self.name} (pid {self.pid}) did not stop")
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _reap(pid: int) -> None:

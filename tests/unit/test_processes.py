@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -66,3 +67,17 @@ def test_forgetting_an_ended_process_leaves_nothing_to_stop(tmp_path):
     assert processes.running("locust") is None
     processes.forget("locust")
     assert processes.managed() == []
+
+
+def test_stop_waits_for_the_whole_process_group(tmp_path):
+    # a child that ignores SIGTERM outlives its leader for a while, as LocalStack's children can
+    script = ("import signal, subprocess, sys, time\n"
+              "subprocess.Popen([sys.executable, '-c', 'import signal, time; "
+              "signal.signal(signal.SIGTERM, signal.SIG_IGN); time.sleep(60)'])\n"
+              "time.sleep(60)\n")
+    process = processes.start("family", [sys.executable, "-c", script])
+    time.sleep(1.0)  # the child is up
+    assert process.stop(timeout=1.0) is True
+    processes.forget("family")
+    with pytest.raises(ProcessLookupError):
+        os.killpg(process.pid, 0)  # nobody of the group is left
