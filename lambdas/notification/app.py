@@ -62,8 +62,14 @@ def parse_order(body: str | None, is_base64: bool, limit: int) -> dict[str, Any]
     if len(raw) > limit:
         raise InvalidOrder(f"request body is {len(raw)} bytes; the limit is {limit} bytes")
     try:
-        order = json.loads(raw)
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        # API Gateway hands over a body that is not UTF-8 base64-encoded; JSON must be UTF-8
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        raise InvalidOrder(f"request body is not valid UTF-8: byte 0x{raw[error.start]:02x} at "
+                           f"offset {error.start}; send the order as UTF-8 JSON") from None
+    try:
+        order = json.loads(text)
+    except json.JSONDecodeError as error:
         raise InvalidOrder(f"request body is not JSON: {error}") from None
     if not isinstance(order, dict):
         raise InvalidOrder(f"request body must be a JSON object, got {type(order).__name__}")

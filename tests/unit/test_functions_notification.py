@@ -138,6 +138,13 @@ def test_parse_order_enforces_the_size_limit_in_bytes(app):
         module.parse_order(too_big, False, 100)
 
 
+def test_parse_order_refuses_a_body_that_is_not_utf8_and_says_where(app):
+    # how API Gateway hands over bytes that are not UTF-8: base64, isBase64Encoded true
+    encoded = base64.b64encode(b'{"order_id": "o-\xff"}').decode()
+    with pytest.raises(app.InvalidOrder, match=r"not valid UTF-8: byte 0xff at offset 16"):
+        app.parse_order(encoded, True, 16384)
+
+
 def test_parse_order_decodes_base64_bodies(app):
     module = app
     encoded = base64.b64encode(b'{"order_id": "o-9", "qty": 2}').decode()
