@@ -136,6 +136,7 @@ MALFORMED = [
     ("null order_id", '{"order_id": null}', "order_id must be a string, got NoneType"),
     ("oversized", json.dumps({"order_id": "o-big", "note": "x" * 17000}), "the limit is 16384 bytes"),
     ("empty body", "", "request body is empty"),
+    ("not UTF-8", b'{"order_id": "o-\xff"}', "not valid UTF-8: byte 0xff at offset 16"),
 ]
 
 
