@@ -69,6 +69,20 @@ def lab_apigateway_raw_body() -> None:
 
 
 @hooks.on_infra_start()
+def lab_apigateway_payload_limit() -> None:
+    from lab_platform.apigateway import payload_limit
+
+    _apply("LAB_PATCH_APIGW_PAYLOAD_LIMIT", payload_limit.patches)
+
+
+@hooks.on_infra_start()
+def lab_lambda_payload_limit() -> None:
+    from lab_platform import lambda_payload
+
+    _apply("LAB_PATCH_LAMBDA_PAYLOAD_LIMIT", lambda_payload.patches)
+
+
+@hooks.on_infra_start()
 def lab_apigateway_lambda_in_process() -> None:
     from lab_platform.apigateway import lambda_integration
 

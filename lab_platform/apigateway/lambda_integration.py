@@ -58,11 +58,11 @@ def _get_service_factory(fn, region_name: str, role_arn: str):
 
 
 def rejected_invoke(error: BaseException) -> bool:
-    """Whether an integration failure came from Lambda refusing the invoke (a throttle)."""
-    cause = error.__cause__
-    return isinstance(cause, ClientError) and cause.response.get("Error", {}).get("Code") == (
-        "TooManyRequestsException"
-    )
+    """Whether an integration failure came from the Lambda API refusing the invoke (a throttle, a
+    payload over 6 MB, ...). AWS: "If the Lambda API rejects the invocation request, API Gateway
+    returns a 500 error code" (Lambda developer guide, services-apigateway-errors); LocalStack 4.14
+    answered 502 to every refusal but AccessDenied. A function's own error is no ClientError."""
+    return isinstance(error.__cause__, ClientError)
 
 
 def _proxy_invoke(fn, self, context):

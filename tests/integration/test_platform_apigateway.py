@@ -11,6 +11,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 import requests
+from botocore.exceptions import ClientError
 
 from tests.integration.platform_support import deploy_function, lambda_proxy_api, metric
 
@@ -225,3 +226,55 @@ def test_the_lambda_proxy_event_carries_the_body_as_sent(localstack, content_typ
     response = requests.post(url, data=body.encode(), headers={"Content-Type": content_type}, timeout=30)
     assert response.status_code == 200, response.text
     assert response.json() == {"body": body, "base64": False}
+
+
+ECHO_SIZE = """
+import json
+
+def handler(event, context):
+    body = event.get("body") if isinstance(event, dict) else None
+    return {"statusCode": 200, "body": json.dumps({"size": len(body or "")})}
+"""
+MB = 1024 * 1024
+
+
+def _post(url: str, size: int) -> requests.Response:
+    return requests.post(url, data=b"x" * size, headers={"Content-Type": "text/plain"}, timeout=120)
+
+
+def test_oversized_bodies_get_what_aws_answers_and_never_reach_the_function(localstack):
+    """API Gateway quotas: a REST API payload is at most 10 MB, above it the REQUEST_TOO_LARGE
+    gateway response (413). Lambda quotas: a synchronous invocation payload is at most 6 MB; behind a
+    Lambda proxy integration that failed invoke is API Gateway's 500 (Lambda developer guide,
+    "Handling Lambda errors with an API Gateway API": an invoke error that is not the function's)."""
+    function = deploy_function(localstack, ACCOUNT, ECHO_SIZE, MemorySize=256)
+    url = lambda_proxy_api(localstack, function, ACCOUNT)
+    fits = _post(url, 5 * MB)
+    assert fits.status_code == 200 and fits.json() == {"size": 5 * MB}, fits.text[:200]
+    before = metric(localstack.url, "lab_lambda_invocations_total", function_name=function)
+
+    too_large_for_api = _post(url, 10 * MB + 1)
+    assert too_large_for_api.status_code == 413, too_large_for_api.text[:200]
+    assert too_large_for_api.json() == {"message": "Request Too Long"}
+
+    too_large_for_lambda = _post(url, 7 * MB)
+    assert too_large_for_lambda.status_code == 500, too_large_for_lambda.text[:200]
+    assert too_large_for_lambda.json() == {"message": "Internal server error"}
+    assert metric(localstack.url, "lab_lambda_invocations_total", function_name=function) == before
+
+    # the Invoke API itself: AWS's error and message
+    lam = localstack.client("lambda", account=ACCOUNT)
+    with pytest.raises(ClientError) as refused:
+        lam.invoke(FunctionName=function, Payload=json.dumps({"body": "x" * (7 * MB)}).encode())
+    error = refused.value.response["Error"]
+    assert error["Code"] == "RequestEntityTooLargeException"
+    assert error["Message"] == "Request must be smaller than 6291456 bytes for the InvokeFunction operation"
+    assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 413
+
+
+def test_without_the_limits_localstack_passes_a_12_mb_body_to_the_function(localstack_with):
+    """What the two switches change: LocalStack 4.14 alone runs the function with the whole body."""
+    instance = localstack_with(LAB_PATCH_APIGW_PAYLOAD_LIMIT="0", LAB_PATCH_LAMBDA_PAYLOAD_LIMIT="0")
+    function = deploy_function(instance, ACCOUNT, ECHO_SIZE, MemorySize=256)
+    answer = _post(lambda_proxy_api(instance, function, ACCOUNT), 12 * MB)
+    assert answer.status_code == 200 and answer.json() == {"size": 12 * MB}, answer.text[:200]

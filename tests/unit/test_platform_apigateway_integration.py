@@ -1,4 +1,5 @@
-"""Which API Gateway integration failures are a Lambda throttle (answered 500, as AWS does)."""
+"""Which API Gateway integration failures are the Lambda API refusing the invoke (answered 500, as
+AWS does): a throttle, a payload over 6 MB, a missing function; not a function's own failure."""
 
 from __future__ import annotations
 
@@ -15,11 +16,11 @@ def failure(code: str | None) -> IntegrationFailureError:
     return error
 
 
-def test_only_a_throttled_invoke_is_a_rejected_invoke():
-    assert rejected_invoke(failure("TooManyRequestsException"))
-    assert not rejected_invoke(failure("AccessDeniedException"))
-    assert not rejected_invoke(failure("ResourceNotFoundException"))
-    assert not rejected_invoke(failure(None))
+def test_every_refusal_of_the_lambda_api_is_a_rejected_invoke_and_nothing_else():
+    for code in ("TooManyRequestsException", "RequestEntityTooLargeException", "ResourceNotFoundException",
+                 "AccessDeniedException"):
+        assert rejected_invoke(failure(code)), code
+    assert not rejected_invoke(failure(None))  # e.g. the function's response could not be parsed
 
 
 def test_the_integration_client_makes_one_attempt():
