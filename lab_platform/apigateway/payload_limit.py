@@ -6,9 +6,9 @@ REQUEST_TOO_LARGE, status 413 ("Gateway response types for API Gateway"). The do
 the status, not the message text; the default template `{"message":$context.error.messageString}`
 is kept and the text here is "Request Too Long", as AWS is reported to answer.
 LocalStack 4.14: no limit; a 12 MB body reached the Lambda integration (and its function).
-Here: the execute-api parser measures the body (Content-Length first, so an oversized upload is
-refused before it is read) and raises LocalStack's own `RequestTooLargeError`, which its gateway
-exception handler turns into the 413 gateway response, customisable like any other.
+Here: once the execute-api parser has read the request (the gateway response needs the context
+it sets up), the body is measured and LocalStack's own `RequestTooLargeError` raised, which its
+gateway exception handler turns into the 413 gateway response, customisable like any other.
 """
 
 from __future__ import annotations
@@ -30,16 +30,16 @@ def too_large(content_length: str | int | None, body: bytes | None = None) -> bo
     return body is not None and len(body) > MAX_PAYLOAD_BYTES
 
 
-def _create_invocation_request(fn, self, context):
-    if too_large(context.request.headers.get("Content-Length")):
+def _parse_and_enrich(fn, self, context):
+    # Refused once the request is parsed: the gateway response needs the invocation's context
+    # variables (its template may use $context), which the parser sets up.
+    fn(self, context)
+    body = (context.invocation_request or {}).get("body")
+    if too_large(context.request.headers.get("Content-Length"), body):
         raise RequestTooLargeError(MESSAGE)
-    invocation_request = fn(self, context)
-    if too_large(None, invocation_request.get("body")):  # chunked: no Content-Length
-        raise RequestTooLargeError(MESSAGE)
-    return invocation_request
 
 
 def patches() -> Patches:
     p = Patches()
-    p.function(InvocationRequestParser.create_invocation_request, _create_invocation_request)
+    p.function(InvocationRequestParser.parse_and_enrich, _parse_and_enrich)
     return p
