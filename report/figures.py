@@ -7,6 +7,7 @@ scraper being up.
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from dataclasses import dataclass, field
@@ -39,15 +40,21 @@ class Figures:
     source: str = ""
 
 
+# Counters are read as their points every 5 s (Prometheus scrapes every 5 s), so a restart between
+# two points is seen; an 18-minute run is about 220 points a series.
+COUNTER_STEP = 5.0
+
+
 def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: float) -> Figures:
     any_topology = next(iter(endpoints.topologies.values()))
     delivery = any_topology.functions["delivery"]
     r = f"{max(int(end - start), 10)}s"
+    # counter points on a 5 s grid that ends exactly at the run's end (its last counts included)
+    first = end - math.ceil((end - start) / COUNTER_STEP) * COUNTER_STEP
 
     def delta(query: str) -> dict[str, float]:
-        after = prom.by_topology(query, end)
-        before = prom.by_topology(query, start)
-        return {t: max(0.0, v - before.get(t, 0.0)) for t, v in after.items()}
+        return {s.labels.get("topology", ""): s.counted(first, COUNTER_STEP)
+                for s in prom.range(query, first, end, COUNTER_STEP)}
 
     return Figures(
         peak_account_concurrency=prom.by_topology(f"max by (topology) (max_over_time(lab_lambda_account_concurrent_executions[{r}]))", end),
@@ -60,7 +67,7 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         courier_calls=delta("sum by (topology) (emf_delivery_attempts_total)"),
         delivery_invocations=delta(f'sum by (topology) (lab_lambda_invocations_total{{function_name="{delivery}"}})'),
         delivery_errors=delta(f'sum by (topology) (lab_lambda_errors_total{{function_name="{delivery}"}})'),
-        throttles_by_function=_per_function(prom, "sum by (topology, function_name) (lab_lambda_throttles_total)", start, end),
+        throttles_by_function=_per_function(prom, "sum by (topology, function_name) (lab_lambda_throttles_total)", first, end),
         lowest_delivery_success=prom.by_topology(_lowest_success_query(delivery, r), end),
         source=f"Prometheus {prom.url}",
     )
@@ -79,14 +86,9 @@ def _lowest_success_query(function: str, window: str) -> str:
 
 def _per_function(prom: Prometheus, query: str, start: float, end: float) -> dict[str, dict[str, float]]:
     """A counter's increase per (topology, function): which function the account limit starved."""
-    def values(at: float) -> dict[tuple[str, str], float]:
-        return {(s.labels.get("topology", ""), s.labels.get("function_name", "")): s.points[0][1]
-                for s in prom.instant(query, at) if s.points}
-
-    before, after = values(start), values(end)
     out: dict[str, dict[str, float]] = {}
-    for (topology, fn), v in after.items():
-        out.setdefault(topology, {})[fn] = max(0.0, v - before.get((topology, fn), 0.0))
+    for s in prom.range(query, start, end, COUNTER_STEP):
+        out.setdefault(s.labels.get("topology", ""), {})[s.labels.get("function_name", "")] = s.counted(start, COUNTER_STEP)
     return out
 
 

@@ -28,6 +28,22 @@ class Series:
     def last(self) -> float | None:
         return self.points[-1][1] if self.points else None
 
+    def counted(self, start: float, step: float) -> float:
+        """How much a counter series grew over its points, counting through restarts.
+
+        A LocalStack restarted between two runs starts its counters at 0 under the same labels, and
+        for a few minutes Prometheus still answers the old process's last value at the window's
+        start: a drop is a restart, after which the new value is all new counts. A series whose
+        first point comes after the window's start was created during it: it counts from 0.
+        """
+        total = 0.0
+        previous = 0.0 if not self.points or self.points[0][0] > start + step else None
+        for _, value in self.points:
+            if previous is not None:
+                total += value - previous if value >= previous else value
+            previous = value
+        return total
+
 
 class Prometheus:
     def __init__(self, url: str, timeout: float = 30.0) -> None:
