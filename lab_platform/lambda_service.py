@@ -128,5 +128,3 @@ class InProcessLambdaClient:
         if result.is_error:
             response["FunctionError"] = "Unhandled"
         return response
-
-

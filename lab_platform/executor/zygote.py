@@ -365,8 +365,6 @@ def _warm_client_creation() -> None:
             pass
 
 
-# Set by main(): children keep the zygote's objects frozen (out of the collector's reach).
-_SHARE_PAGES = False
 # CPython 3.12 and 3.13 (64-bit, with the GIL) skip every reference-count write on an object whose
 # count is UINT32_MAX (PEP 683's immortal objects): Py_INCREF's add wraps to 0 and returns.
 _IMMORTAL_REFCOUNT = 0xFFFFFFFF
@@ -398,7 +396,9 @@ def _immortalize_heap() -> int:
     return count
 
 
-def serve(control: socket.socket, code_dir: str) -> None:
+def serve(control: socket.socket, code_dir: str, keep_frozen: bool) -> None:
+    """Fork one environment per spawn request; `keep_frozen`: children leave the zygote's objects
+    frozen (out of the collector's reach), so a collection does not copy their pages."""
     # Children are reaped by the kernel; each child restores SIGCHLD for its own subprocesses.
     signal.signal(signal.SIGCHLD, signal.SIG_IGN)
     while True:
@@ -417,7 +417,7 @@ def serve(control: socket.socket, code_dir: str) -> None:
                 control.close()
                 signal.signal(signal.SIGCHLD, signal.SIG_DFL)
                 _set_parent_death_signal()
-                if not _SHARE_PAGES:
+                if not keep_frozen:
                     gc.unfreeze()
                 run_environment(socket.socket(fileno=fd), request["env"], code_dir)
             except BaseException:  # noqa: BLE001 - never fall back into the zygote loop
@@ -442,15 +442,13 @@ def main(argv: list[str]) -> None:
     # Move everything imported so far out of the collector's reach, so children do not
     # touch (and copy) those pages when they collect garbage.
     gc.collect()
-    global _SHARE_PAGES
     mode = args.get("--share-pages", "immortal")
-    _SHARE_PAGES = mode in ("frozen", "immortal")
     # before the freeze: gc.get_objects() does not list the frozen generation
     immortal = _immortalize_heap() if mode == "immortal" else 0
     gc.freeze()
     send_frame(control, {"ready": True, "pid": os.getpid(), "preloaded": loaded,
                          "immortal": immortal, "threads": threading.active_count()})
-    serve(control, code_dir)
+    serve(control, code_dir, keep_frozen=mode in ("frozen", "immortal"))
 
 
 if __name__ == "__main__":
