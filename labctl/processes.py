@@ -98,10 +98,7 @@ def start(
     cwd: Path | None = None,
 ) -> ManagedProcess:
     """Start `argv` detached, output to .lab/logs/NAME.log, PID recorded in .lab/pids/."""
-    existing = find(name)
-    if existing and existing.alive:
-        raise ProcessError(f"{name} is already running (pid {existing.pid}); run `make down` first")
-    PID_DIR.mkdir(parents=True, exist_ok=True)
+    _refuse_if_running(name, "run `make down` first")
     LOG_DIR.mkdir(parents=True, exist_ok=True)
     log_file = LOG_DIR / f"{name}.log"
     with open(log_file, "ab") as log:
@@ -114,21 +111,26 @@ def start(
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    started = _start_time(proc.pid) or ""
-    record = {"pid": proc.pid, "started": started, "log": str(log_file), "argv": list(argv)}
-    _pid_file(name).write_text(json.dumps(record))
-    return ManagedProcess(name, proc.pid, started, log_file)
+    return _record(name, proc.pid, log_file, {"argv": list(argv)})
 
 
 def adopt(name: str, pid: int, log_file: Path) -> ManagedProcess:
     """Record a process another command started (leading its own process group), so that
     `make down` stops it too; the caller `forget`s it when the process ends."""
-    existing = find(name)
-    if existing and existing.alive:
-        raise ProcessError(f"{name} is already running (pid {existing.pid}); wait for it or run `make down`")
+    _refuse_if_running(name, "wait for it or run `make down`")
+    return _record(name, pid, log_file)
+
+
+def _refuse_if_running(name: str, advice: str) -> None:
+    if (existing := running(name)) is not None:
+        raise ProcessError(f"{name} is already running (pid {existing.pid}); {advice}")
+
+
+def _record(name: str, pid: int, log_file: Path, extra: dict | None = None) -> ManagedProcess:
+    """The PID file: the PID with its start time, so a reused PID is never taken for it."""
     PID_DIR.mkdir(parents=True, exist_ok=True)
     started = _start_time(pid) or ""
-    _pid_file(name).write_text(json.dumps({"pid": pid, "started": started, "log": str(log_file)}))
+    _pid_file(name).write_text(json.dumps({"pid": pid, "started": started, "log": str(log_file), **(extra or {})}))
     return ManagedProcess(name, pid, started, log_file)
 
 
