@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_faults import MODE_ORDER, FaultConfigError
-from lab_faults.config import now_utc
+from lab_faults.config import CORRUPTION_STYLES, CRASH_HOW, CRASH_WHEN, now_utc
 from resilience import faults_store
 from resilience.lab import Lab, LabError, fail, load_lab
 
@@ -169,9 +169,9 @@ def build_parser() -> argparse.ArgumentParser:
     on.add_argument("--status-code", type=int)
     on.add_argument("--mb", type=int)
     on.add_argument("--hosts", nargs="+", help="regex patterns of hosts (or host:port) to block")
-    on.add_argument("--style", choices=("truncate", "garble", "empty"))
-    on.add_argument("--how", choices=("kill", "exit"), help="crash: SIGKILL (as out of memory) or exit 1")
-    on.add_argument("--when", choices=("before", "after"), help="crash: before the handler or after it returned")
+    on.add_argument("--style", choices=CORRUPTION_STYLES)
+    on.add_argument("--how", choices=CRASH_HOW, help="crash: SIGKILL (as out of memory) or exit 1")
+    on.add_argument("--when", choices=CRASH_WHEN, help="crash: before the handler or after it returned")
     off.add_argument("--function")
     off.add_argument("--mode", choices=MODE_ORDER)
     return parser
