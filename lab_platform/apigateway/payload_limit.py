@@ -21,21 +21,12 @@ MAX_PAYLOAD_BYTES = 10 * 1024 * 1024
 MESSAGE = "Request Too Long"
 
 
-def too_large(content_length: str | int | None, body: bytes | None = None) -> bool:
-    try:
-        if content_length is not None and int(content_length) > MAX_PAYLOAD_BYTES:
-            return True
-    except ValueError:
-        pass
-    return body is not None and len(body) > MAX_PAYLOAD_BYTES
-
-
 def _parse_and_enrich(fn, self, context):
     # Refused once the request is parsed: the gateway response needs the invocation's context
     # variables (its template may use $context), which the parser sets up.
     fn(self, context)
-    body = (context.invocation_request or {}).get("body")
-    if too_large(context.request.headers.get("Content-Length"), body):
+    # the body as read, whatever the Content-Length header said (or a chunked upload did not say)
+    if len((context.invocation_request or {}).get("body") or b"") > MAX_PAYLOAD_BYTES:
         raise RequestTooLargeError(MESSAGE)
 
 
