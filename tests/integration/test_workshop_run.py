@@ -112,9 +112,7 @@ def test_make_experiment_from_a_stopped_lab_then_the_workshop_commands(tmp_path:
         assert summary["topologies"]["flow-control"]["ledger"]["lost"] == 0
 
         # an order's story: one the courier recorded in the no-flow-control account
-        dynamodb = boto3.client("dynamodb", endpoint_url=f"http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}",
-                                region_name="us-east-1", aws_access_key_id="111111111111",
-                                aws_secret_access_key="test", config=Config(retries={"max_attempts": 2}))
+        dynamodb = _aws("dynamodb", ports["LAB_LOCALSTACK_PORT"], "111111111111")
         item = dynamodb.scan(TableName="CourierDeliveries", Limit=1)["Items"][0]
         correlation_id = item["correlation_id"]["S"]
         story = _make(env, "story", f"ID={correlation_id}")
