@@ -7,7 +7,7 @@ EXPERIMENT_PROFILE ?= smoke
 
 .DEFAULT_GOAL := help
 .PHONY: help venv up images down status test test-unit bench load load-ui report preview story experiment \
-	chaos kill-switch verify bootstrap teardown dashboards
+	chaos kill-switch verify verify-load bootstrap teardown dashboards
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F ':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,3 +72,7 @@ kill-switch: venv ## make kill-switch STATE=on|off [FUNCTION=...]
 
 verify: venv ## run the continuous-verification experiments against the running lab
 	@$(PY) -m resilience.verify
+
+FAULTS ?= crash,sigkill,courier-down,kill-switch
+verify-load: venv ## faults during a smoke load on both topologies, each with its ledger; fails if an order is lost (FAULTS=...; 45 min)
+	@$(PY) -m resilience.under_load --faults $(FAULTS) --profile $(EXPERIMENT_PROFILE)

@@ -16,21 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-ZYGOTE = "lab_platform/executor/zygote.py"
-
-
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-    except OSError:
-        return ""
-
-
-def _ppid(pid: int) -> int | None:
-    try:
-        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
+from lab_platform.executor.environments import environments
 
 
 def pss_kb(pid: int) -> int | None:
@@ -41,12 +27,6 @@ def pss_kb(pid: int) -> int | None:
     except (OSError, ValueError):
         return None
     return None
-
-
-def environments() -> list[int]:
-    """PIDs of execution environments: processes running the zygote's code whose parent does too."""
-    lab = {int(p.name) for p in Path("/proc").iterdir() if p.name.isdigit() and ZYGOTE in _cmdline(int(p.name))}
-    return sorted(pid for pid in lab if _ppid(pid) in lab)
 
 
 def machine_used_mb() -> float:
@@ -64,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     peak: tuple[int, list[int], float] = (0, [], 0.0)
     most_used = 0.0
     while time.monotonic() - began < args.minutes * 60:
-        pids = environments()
+        pids = [e.pid for e in environments()]
         used = machine_used_mb()
         most_used = max(most_used, used)
         if len(pids) > peak[0]:

@@ -33,7 +33,7 @@ from typing import Any
 
 from lab_faults.config import now_utc
 from resilience import faults_store
-from resilience.experiments_model import Experiment, ExperimentError, load_experiment
+from resilience.experiments_model import Condition, Experiment, ExperimentError, load_experiment
 from resilience.lab import Lab, LabError, load_lab
 
 EXPERIMENTS_DIR = Path(__file__).resolve().parent / "experiments"
@@ -119,16 +119,18 @@ def query_prometheus_series(base_url: str, promql: str) -> dict[str, float]:
 class Conditions:
     """Applies fault documents and remembers what was there before, to put it back exactly."""
 
-    def __init__(self, lab: Lab, experiment: Experiment) -> None:
+    def __init__(self, lab: Lab, topology: str, conditions: tuple[Condition, ...], hold_s: float) -> None:
         self.lab = lab
-        self.experiment = experiment
+        self.topology = topology
+        self.conditions = conditions
+        self.hold_s = hold_s  # how long the condition is meant to hold; it expires a minute after
         self.saved: list[tuple[Any, str, dict[str, Any] | None]] = []
 
     def apply(self) -> None:
-        expires = now_utc() + timedelta(seconds=self.experiment.duration_s + EXPIRY_MARGIN_S)
-        for topology in self.lab.select(self.experiment.topology):
+        expires = now_utc() + timedelta(seconds=self.hold_s + EXPIRY_MARGIN_S)
+        for topology in self.lab.select(self.topology):
             ssm = self.lab.client("ssm", topology)
-            for condition in self.experiment.conditions:
+            for condition in self.conditions:
                 function = topology.function(condition.function)
                 previous = faults_store.read(ssm, function)
                 self.saved.append((ssm, function, previous))  # before writing: revert covers it
@@ -193,7 +195,7 @@ class Traffic(threading.Thread):
 def run_experiment(lab: Lab, prometheus_url: str, experiment: Experiment, say: Any,
                    traffic_enabled: bool = True) -> Result:
     result = Result(experiment)
-    conditions = Conditions(lab, experiment)
+    conditions = Conditions(lab, experiment.topology, experiment.conditions, experiment.duration_s)
     traffic: Traffic | None = None
     try:
         conditions.apply()
