@@ -150,3 +150,10 @@ def lab_sqs_delays_on_time() -> None:
     from lab_platform import sqs_delays
 
     _apply("LAB_PATCH_SQS_DELAYS_ON_TIME", sqs_delays.patches)
+
+
+@hooks.on_infra_start()
+def lab_cfn_reserved_concurrency() -> None:
+    from lab_platform import cfn_reserved_concurrency
+
+    _apply("LAB_PATCH_CFN_RESERVED_CONCURRENCY", cfn_reserved_concurrency.patches)

@@ -13,9 +13,12 @@ from labctl import processes
 from labctl.settings import STATE_DIR, Settings
 
 HEALTH_PATH = "/_localstack/health"
-# The services the lab uses; fewer services, faster start.
+# The services the lab uses (fewer services, faster start); `.env`'s LAB_LOCALSTACK_SERVICES, which
+# compose reads too, names them. CloudFormation and S3 are there so a user's own SAM or
+# CloudFormation app deploys into the lab (issue #18).
 SERVICES = (
-    "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts"
+    "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts,"
+    "cloudformation,s3"
 )
 
 
@@ -23,7 +26,7 @@ def lab_settings(settings: Settings) -> dict[str, str]:
     """LocalStack's settings for the lab, whatever runs it: host mode adds its own below, and
     the container tests pass exactly these to the lab's image (compose sets them from `.env`)."""
     return {
-        "SERVICES": SERVICES,
+        "SERVICES": settings.get("LAB_LOCALSTACK_SERVICES", SERVICES),
         # Without internet the shutdown analytics step hangs SIGTERM: switch it off.
         "DISABLE_EVENTS": "1",
         # LocalStack's DNS server would try to bind port 53; the lab needs none.
