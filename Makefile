@@ -6,7 +6,7 @@ TOPOLOGY ?= both
 EXPERIMENT_PROFILE ?= smoke
 
 .DEFAULT_GOAL := help
-.PHONY: help venv up images down status test test-unit bench load load-ui report preview story experiment \
+.PHONY: help venv sam-cli up images down status test test-unit bench load load-ui report preview story experiment \
 	chaos kill-switch verify verify-load bootstrap teardown dashboards
 
 help: ## list the targets
@@ -14,6 +14,9 @@ help: ## list the targets
 
 venv: ## build the lab's pinned virtual environment (.venv)
 	@bash scripts/ensure-venv.sh
+
+sam-cli: ## build the SAM CLI's own pinned environment (.venv-sam; its pins conflict with LocalStack's)
+	@bash scripts/ensure-venv.sh sam-cli
 
 up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host)
 	@$(PY) -m labctl up
