@@ -4,6 +4,7 @@ PY := .venv/bin/python
 PROFILE ?= seed
 TOPOLOGY ?= both
 EXPERIMENT_PROFILE ?= smoke
+EXPERIMENT_ORDER ?= auto
 
 .DEFAULT_GOAL := help
 .PHONY: help venv sam-cli up images down status test test-unit bench load load-ui report preview story experiment \
@@ -64,8 +65,8 @@ preview: venv ## predict a run before it: arithmetic and a simulated run of PROF
 story: venv ## print one order's story: make story ID=<correlation_id>
 	@$(PY) -m report story "$(ID)"
 
-experiment: venv ## smoke load on both topologies, drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min)
-	@$(PY) -m report experiment --profile $(EXPERIMENT_PROFILE)
+experiment: venv ## smoke load on both topologies, drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min; EXPERIMENT_ORDER=auto|side-by-side|in-turns)
+	@$(PY) -m report experiment --profile $(EXPERIMENT_PROFILE) --order $(EXPERIMENT_ORDER)
 
 chaos: venv ## failure injection: make chaos ARGS="on --function delivery --mode latency ..." | ARGS=status
 	@$(PY) -m resilience.chaos $(ARGS)

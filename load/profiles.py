@@ -8,11 +8,14 @@ profile states.
 from __future__ import annotations
 
 import math
+import os
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
-PROFILES_FILE = Path(__file__).resolve().parent / "profiles.toml"
+# `$LAB_PROFILES_FILE` replaces the lab's profiles everywhere at once (the load, Locust, the
+# report's preview), e.g. a profile of a few seconds for a test of the experiment
+PROFILES_FILE = Path(os.environ.get("LAB_PROFILES_FILE") or Path(__file__).resolve().parent / "profiles.toml")
 
 
 class ProfileError(ValueError):

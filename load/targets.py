@@ -6,12 +6,14 @@ The bootstrap writes that file; tests write their own and pass it with `--endpoi
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from labctl.settings import STATE_DIR
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+# `$LAB_ENDPOINTS_FILE` selects another lab's file (a second, private lab), as bootstrap writes it
+ENDPOINTS_FILE = Path(os.environ.get("LAB_ENDPOINTS_FILE") or STATE_DIR / "endpoints.json")
 TOPOLOGIES = ("no-flow-control", "flow-control")
 CHOICES = (*TOPOLOGIES, "both")
 

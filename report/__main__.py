@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -30,6 +31,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--profile", default="smoke")
     e.add_argument("--drain-timeout", type=float, default=None, help="seconds (default from the preview, >= 600)")
     e.add_argument("--quiet", type=float, default=150.0, help="seconds with no invocation before drained")
+    e.add_argument("--order", default=None,
+                   help="auto (the measured check decides), side-by-side or in-turns; default $EXPERIMENT_ORDER or auto")
     return parser
 
 
@@ -42,6 +45,15 @@ def main(argv: list[str] | None = None) -> int:
     from report.story import StoryError
 
     try:
+        if args.command == "experiment":
+            from report.run_order import ENV, OrderError, parse_order
+
+            try:
+                # checked before the lab is brought up: a typo costs nothing
+                order = parse_order(args.order if args.order is not None else os.environ.get(ENV))
+            except OrderError as error:
+                print(f"error: {error}", file=sys.stderr)
+                return 2
         if args.command == "experiment" and args.endpoints is None:
             _bring_up_if_down()
         endpoints = endpoints_mod.load(args.endpoints)
@@ -58,14 +70,20 @@ def main(argv: list[str] | None = None) -> int:
             from report.collect import DEFAULT_SETTLE_SECONDS
             from report.runs import resolve
 
+            from report.runs import turns
+
             window = resolve(args.run, args.start, args.end, args.profile)
-            path, _ = build_mod.build(endpoints, window, args.out, args.settle or DEFAULT_SETTLE_SECONDS)
+            windows = turns(window.folder) if args.start is None else None
+            path, _ = build_mod.build(endpoints, window, args.out, args.settle or DEFAULT_SETTLE_SECONDS,
+                                      windows=windows,
+                                      run_order=["in turns (a run of `make experiment`; its reason is in the first "
+                                                 "report it wrote)"] if windows else None)
             print(path)
             return 0
         if args.command == "experiment":
             from report.experiment import experiment
 
-            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints)
+            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints, order)
     except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

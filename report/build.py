@@ -14,7 +14,7 @@ from typing import Any
 import requests
 
 from labctl.settings import REPO_ROOT, Settings
-from report import aws_state, panels
+from report import aws_state, overlay, panels
 from report.capacity import Preview, preview
 from report.collect import DEFAULT_SETTLE_SECONDS, TopologyResult, collect
 from report.config_sources import ConfigError, gather, live_config
@@ -104,11 +104,23 @@ def plot_all(
     out_dir: Path,
     end: float,
     results: dict[str, TopologyResult],
+    windows: dict[str, RunWindow] | None = None,
 ) -> tuple[list[tuple[str, str]], list[str]]:
+    """Every panel as a PNG. With `windows` (topologies that ran in turns), each topology's series
+    are read over its own turn and moved onto the first turn's clock (`report.overlay`)."""
     if not endpoints.prometheus_url:
         return [], ["no prometheus_url in .lab/endpoints.json: plots skipped"]
     prom = Prometheus(endpoints.prometheus_url)
-    step = max(5.0, round((end - window.start) / 300))
+    if windows:
+        start = overlay.reference(windows)
+        moved = overlay.offsets(windows)
+        until = overlay.observed_until(windows, end)
+        span = max(until[n] - w.start for n, w in windows.items())
+        xlabel, subtitle = "minutes since its own load started", " (in turns, each on the time since its own load started)"
+    else:
+        start, moved, until, span = window.start, {}, {}, end - window.start
+        xlabel, subtitle = panels.XLABEL, ""
+    step = max(5.0, round(span / 300))
     plots: list[tuple[str, str]] = []
     warnings: list[str] = []
     fetched = {}
@@ -116,23 +128,31 @@ def plot_all(
     def draw(panel: panels.Panel, data: list) -> None:
         fetched[panel.slug] = (panel, data)
         path = out_dir / "plots" / f"{panel.slug}.png"
-        if panels.plot(panel, data, window.start, path):
+        if panels.plot(panel, data, start, path, xlabel):
             plots.append((panel.title, f"plots/{path.name}"))
         else:
             warnings.append(f"panel '{panel.title}': no data in Prometheus for this range")
 
-    for panel in panels.panels(endpoints, end - window.start):
+    def fetch(panel: panels.Panel) -> list:
+        if not windows:
+            return panels.fetch(prom, panel, window.start, end, step)
+        turns = {n: panels.fetch(prom, panel, w.start, until[n], step) for n, w in windows.items()}
+        return [(line, [s for n, data in turns.items() for s in overlay.own_series(data[i][1], n, moved[n])])
+                for i, line in enumerate(panel.lines)]
+
+    for panel in panels.panels(endpoints, span):
         try:
-            draw(panel, panels.fetch(prom, panel, window.start, end, step))
+            draw(panel, fetch(panel))
         except PrometheusError as error:
             return plots, [str(error) + ": plots skipped"]
     # the business outcome from the ledger's records, each order once
     draw(panels.ORDERS_FROM_LOGS, panels.orders_from_logs(
-        {n: (list(r.accepted_at.values()), list(r.delivered_at.values())) for n, r in results.items()},
-        window.start, end, step,
+        {n: (overlay.shift_times(list(r.accepted_at.values()), moved.get(n, 0.0)),
+             overlay.shift_times(list(r.delivered_at.values()), moved.get(n, 0.0))) for n, r in results.items()},
+        start, start + span, step,
     ))
     headline = [fetched[s] for s in ("concurrency", "delivery_success", "orders") if s in fetched]
-    if panels.plot_headline(headline, window.start, out_dir / "plots" / "headline.png"):
+    if panels.plot_headline(headline, start, out_dir / "plots" / "headline.png", xlabel, subtitle):
         plots.insert(0, ("Headline: concurrency, delivery success, orders", "plots/headline.png"))
     return plots, warnings
 
@@ -146,7 +166,12 @@ def build(
     criteria_fn: Any = None,
     topologies: tuple[str, ...] = TOPOLOGIES,
     overhead: Overhead | None = None,
+    windows: dict[str, RunWindow] | None = None,
+    run_order: list[str] | None = None,
 ) -> tuple[Path, ReportData]:
+    """The report of `window`; with `windows` (topology -> its own load's window: the topologies
+    ran in turns), each topology is measured over its own turn and drawn on the time since its own
+    load started, and `run_order` says why they ran so."""
     out_dir = out_dir or window.folder
     out_dir.mkdir(parents=True, exist_ok=True)
     now = time.time()
@@ -158,7 +183,8 @@ def build(
         if name not in endpoints.topologies:
             continue
         say(f"{name}: reading logs, courier records and queues ...")
-        results[name] = collect(endpoints.topology(name), window, client_for, settle_seconds, now)
+        own = (windows or {}).get(name, window)
+        results[name] = collect(endpoints.topology(name), own, client_for, settle_seconds, now)
         r = results[name]
         say(f"{name}: {len(r.started)} started, {len(r.accepted)} accepted, "
             + ", ".join(f"{b} {r.ledger.count(b)}" for b in r.ledger.buckets))
@@ -174,16 +200,23 @@ def build(
     figures: Figures | None = None
     end = max(window.end, now)
     if endpoints.prometheus_url:
+        prom = Prometheus(endpoints.prometheus_url)
         try:
-            figures = from_prometheus(Prometheus(endpoints.prometheus_url), endpoints, window.start, end)
+            if windows:
+                until = overlay.observed_until(windows, end)
+                figures = overlay.pick({n: from_prometheus(prom, endpoints, w.start, until[n]) for n, w in windows.items()})
+            else:
+                figures = from_prometheus(prom, endpoints, window.start, end)
         except PrometheusError as error:
             warnings.append(str(error))
     figures = merge(figures, sampled)
     say("plotting ...")
-    plots, plot_warnings = plot_all(endpoints, window, out_dir, end, results)
+    plots, plot_warnings = plot_all(endpoints, window, out_dir, end, results, windows)
     warnings += plot_warnings
 
     load_sent = load_totals(window.folder)
+    for own in (windows or {}).values():
+        load_sent.update(load_totals(own.folder))
     for name, (sent, failed) in load_sent.items():
         if failed:
             warnings.append(f"{name}: {failed} of {sent} notify requests got no 2xx answer from the load's view "
@@ -198,6 +231,9 @@ def build(
         config=configuration(endpoints, window, prev, live),
         warnings=warnings,
         overhead=overhead,
+        starts={n: w.start for n, w in (windows or {}).items()},
+        ends={n: w.end for n, w in (windows or {}).items()},
+        run_order=list(run_order or []),
     )
     if criteria_fn is not None:
         data.criteria = criteria_fn(data, live)
@@ -226,7 +262,10 @@ def load_totals(folder: Path) -> dict[str, tuple[int, int]]:
 
 def summary(data: ReportData) -> dict[str, Any]:
     """The headline numbers, machine-readable (for the lead's closing note and for tests)."""
-    out: dict[str, Any] = {"run": data.window.folder.name, "profile": data.window.profile, "topologies": {}}
+    out: dict[str, Any] = {"run": data.window.folder.name, "profile": data.window.profile, "topologies": {},
+                           "order": "in-turns" if data.starts else "side-by-side"}
+    if data.starts:
+        out["load_started"] = dict(data.starts)  # unix seconds, each topology's own load
     for name, r in data.results.items():
         f = data.figures
         out["topologies"][name] = {

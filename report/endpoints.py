@@ -7,13 +7,15 @@ instead of a KeyError deep inside a report.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from labctl.settings import STATE_DIR
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+# `$LAB_ENDPOINTS_FILE` selects another lab's file (a second, private lab), as bootstrap writes it
+ENDPOINTS_FILE = Path(os.environ.get("LAB_ENDPOINTS_FILE") or STATE_DIR / "endpoints.json")
 TOPOLOGIES = ("no-flow-control", "flow-control")
 
 

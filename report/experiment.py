@@ -1,5 +1,8 @@
 """`python -m report experiment`: smoke load on both topologies, drain, report, verdict.
 
+The topologies run side by side, or in turns where the machine's cores are too few for both at
+once (`report.run_order`, decided by a check measured before the load and printed).
+
 The exit status is the verdict: 0 only when the article is reproduced (see `report.verdict`).
 Platform metrics are sampled straight from LocalStack during the run so the verdict does not
 depend on Prometheus; Prometheus (when up) adds the plots.
@@ -7,6 +10,7 @@ depend on Prometheus; Prometheus (when up) adds the plots.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -18,13 +22,15 @@ from botocore.exceptions import BotoCoreError, ClientError
 from labctl.settings import REPO_ROOT
 from report import build as build_mod
 from report.aws_state import client, queue_attributes
-from report.capacity import preview, render_text
+from report.calibrate import CalibrationError, machine_cores, measure
+from report.capacity import Preview, preview, render_text
 from report.config_sources import ConfigError, gather
-from report.endpoints import Endpoints
+from report.endpoints import TOPOLOGIES, Endpoints
 from report.figures import PlatformSampler
 from report.overhead import PROBE_ACCOUNT, Overhead, Probe, Sample, summarise
-from report.runs import REPORTS_DIR, from_folder
-from report.verdict import Criterion, predict, reproduced
+from report.run_order import AUTO, IN_TURNS, Decision, Work, decide
+from report.runs import REPORTS_DIR, RunWindow, from_folder
+from report.verdict import NFC, Criterion, predict, reproduced
 
 
 def say(message: str) -> None:
@@ -142,10 +148,12 @@ class Drainer:
             time.sleep(2.0)
 
 
-def run_load(profile: str, reports: Path, endpoints_file: Path | None = None) -> tuple[int, Path | None, float, float]:
+def run_load(
+    profile: str, reports: Path, endpoints_file: Path | None = None, topology: str = "both",
+) -> tuple[int, Path | None, float, float]:
     before = {p.name for p in reports.glob("*")} if reports.exists() else set()
     start = time.time()
-    command = [sys.executable, "-m", "load", "run", "--profile", profile, "--topology", "both"]
+    command = [sys.executable, "-m", "load", "run", "--profile", profile, "--topology", topology]
     if endpoints_file is not None:
         command += ["--endpoints", str(endpoints_file)]
     say(f"load: {' '.join(command[1:])}")
@@ -172,14 +180,46 @@ def _wait_first_sample(sampler: PlatformSampler, timeout: float = 20.0) -> None:
         say(f"warning: no sample of /_lab/metrics yet ({sampler.last_error or 'no answer'})")
 
 
+def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str) -> Decision:
+    """The run order (`report.run_order`): the simulated run's work priced at the CPU measured on
+    this machine now (`report.calibrate`), against its cores. Measured even when the order is
+    forced, so the report says what the check would have chosen."""
+    cores = machine_cores()
+    sim = prev.simulation if prev is not None else None
+    work = [Work(t.topology, t.invocations_per_second, t.refusals_per_second)
+            for t in ((sim.no_flow_control, sim.flow_control) if sim is not None else ())]
+    cost = None
+    if work and NFC in endpoints.topologies:
+        try:
+            cost = measure(endpoints, endpoints.topology(NFC), say)
+        except CalibrationError as error:
+            say(f"calibration failed ({error}): the run order is not measured")
+    limit = prev.inputs.account_limit if prev is not None else None
+    profile = prev.inputs.profile if prev is not None else ""
+    return decide(requested, work, cost, cores, profile, limit)
+
+
+@dataclass
+class Turn:
+    """One load and its drain: both topologies at once, or one of them alone."""
+
+    topology: str  # "both", or the topology that ran alone
+    code: int
+    folder: Path | None
+    start: float
+    end: float
+
+
 def experiment(
     endpoints: Endpoints,
     profile: str = "smoke",
     drain_timeout: float | None = None,
     quiet: float = 150.0,
     endpoints_file: Path | None = None,
+    order: str = AUTO,
 ) -> int:
     predicted_drain = None
+    prev = None
     try:
         prev = preview(gather(profile, endpoints))
         print(render_text(prev), flush=True)
@@ -197,49 +237,96 @@ def experiment(
         # the predicted drain of the flow-control backlog, with room for the model being rough
         # (measured: on a saturated 2-core machine the smoke backlog took 3x the predicted time)
         drain_timeout = max(900.0, 3 * (predicted_drain or 0) + 330 + 120)
+    # before the sampler and the drainer take their baselines: the calibration's own orders and
+    # 429s are then no part of the run's counts
+    decision = choose_order(endpoints, prev, order)
+    say(f"run order: {decision.reason}")
+    # in turns, the storm's topology first: the overhead probe measures the emulator beside it
+    plan = [t for t in TOPOLOGIES if t in endpoints.topologies] if decision.in_turns else ["both"]
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
-    drainer = None
     probe, idle, overhead = _start_probe(endpoints)
+    probing = False
+    turns: list[Turn] = []
     try:
         _wait_first_sample(sampler)
-        drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
-        if probe is not None:
-            probe.start()
-        code, folder, start, end = run_load(profile, REPORTS_DIR, endpoints_file)
-        if probe is not None:
-            overhead = summarise(idle, probe.stop(), start)
-            say(overhead_line(overhead))
-        if folder is None:
-            say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
-            return 2
-        say(f"load finished with exit {code} after {end - start:.0f} s; draining (timeout {drain_timeout:.0f} s)")
-        drained = drainer.wait(drain_timeout)
-        if not drained:
-            say("drain timed out: the report counts what is still queued as in flight")
+        for number, topology in enumerate(plan, 1):
+            if len(plan) > 1:
+                say(f"turn {number}/{len(plan)}: {topology} alone")
+            drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
+            beside_storm = probe is not None and topology in ("both", NFC)
+            if beside_storm:
+                probe.start()
+                probing = True
+            code, folder, start, end = run_load(profile, REPORTS_DIR, endpoints_file, topology)
+            if beside_storm:
+                overhead = summarise(idle, probe.stop(), start)
+                probing = False
+                say(overhead_line(overhead))
+            turns.append(Turn(topology, code, folder, start, end))
+            if folder is None:
+                say(f"the load wrote no run folder under {REPORTS_DIR} (exit {code})")
+                return 2
+            say(f"load finished with exit {code} after {end - start:.0f} s; draining (timeout {drain_timeout:.0f} s)")
+            drained = drainer.wait(drain_timeout)
+            if not drained:
+                say("drain timed out: the report counts what is still queued as in flight")
+            if code not in (0, 1):
+                break  # no valid run: the next turn would not make one
     finally:
         figures = sampler.stop()
         if probe is not None:
-            probe.stop()
+            if probing:
+                probe.stop()
             probe.teardown()
     if sampler.samples == 0:
         say(f"no sample of /_lab/metrics at {', '.join(endpoints.localstack_urls)} ({sampler.last_error}): concurrency unmeasured")
-    window = from_folder(folder)
+    windows = None
+    if decision.in_turns:
+        windows = {t.topology: from_folder(t.folder) for t in turns if t.folder is not None}
+        window = from_folder(combined_folder(profile, windows))
+    else:
+        window = from_folder(turns[0].folder)
     path, data = build_mod.build(
         endpoints, window, settle_seconds=quiet, sampled=figures, criteria_fn=build_mod.criteria_from,
-        overhead=overhead,
+        overhead=overhead, windows=windows, run_order=[decision.reason],
     )
     criteria = data.criteria or []
     print(verdict_table(criteria), flush=True)
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     # Locust exits 1 when any request failed: the run happened and the report counts what was
     # accepted. Anything else (2: bad configuration, 130: interrupted) means no valid run.
-    if code not in (0, 1):
-        say(f"the load did not run to its end (exit {code}): no verdict; report: {shown}")
+    failed = [t for t in turns if t.code not in (0, 1)]
+    if failed or len(turns) < len(plan):
+        which = ", ".join(f"{t.topology} exit {t.code}" for t in failed) or "a turn did not run"
+        say(f"the load did not run to its end ({which}): no verdict; report: {shown}")
         return 2
     ok = reproduced(criteria)
     say(f"{'REPRODUCED' if ok else 'NOT reproduced'}; report: {shown}")
     return 0 if ok else 1
+
+
+def combined_folder(profile: str, windows: dict[str, RunWindow], reports: Path = REPORTS_DIR) -> Path:
+    """The folder of a run in turns: its report, and a phases.json naming each turn's own folder
+    (`report.runs.turns` reads it back, so `make report` rebuilds it the same way)."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(max(w.end for w in windows.values())))
+    folder = reports / f"{stamp}-{profile}-in-turns"
+    folder.mkdir(parents=True, exist_ok=True)
+    phases = []
+    for w in windows.values():
+        try:
+            phases += json.loads((w.folder / "phases.json").read_text()).get("phases", [])
+        except (OSError, json.JSONDecodeError, AttributeError):
+            pass
+    (folder / "phases.json").write_text(json.dumps({
+        "profile": profile,
+        "order": IN_TURNS,
+        "started_at": min(w.start for w in windows.values()),
+        "ended_at": max(w.end for w in windows.values()),
+        "turns": {name: w.folder.name for name, w in windows.items()},
+        "phases": phases,
+    }, indent=2) + "\n")
+    return folder
 
 
 def _start_probe(endpoints: Endpoints) -> tuple[Probe | None, list[Sample], Overhead | None]:

@@ -13,6 +13,7 @@ from report.endpoints import TOPOLOGIES, Endpoints
 from report.prom import Prometheus, Series
 
 COLOURS = {"no-flow-control": "#d62728", "flow-control": "#2ca02c"}
+XLABEL = "minutes since the run started"
 
 
 @dataclass(frozen=True)
@@ -157,7 +158,7 @@ def _pyplot():
     return plt
 
 
-def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float) -> None:
+def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float, xlabel: str = XLABEL) -> None:
     for line, series in data:
         for s in sorted(series, key=lambda s: str(s.labels)):
             if not s.points:
@@ -167,7 +168,7 @@ def _draw(ax, panel: Panel, data: list[tuple[Line, list[Series]]], start: float)
             label = line.label.format_map(_Default(s.labels))
             ax.plot(xs, ys, line.style, color=COLOURS.get(topology), label=label, linewidth=1.6)
     ax.set_title(panel.title)
-    ax.set_xlabel("minutes since the run started")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(panel.unit)
     if panel.ylim:
         ax.set_ylim(*panel.ylim)
@@ -197,13 +198,13 @@ def _has_points(data: list[tuple[Line, list[Series]]]) -> bool:
     return any(s.points for _, series in data for s in series)
 
 
-def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path: Path) -> bool:
+def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path: Path, xlabel: str = XLABEL) -> bool:
     """One PNG; False (and no file) when no query returned a point."""
     if not _has_points(data):
         return False
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(8, 3.6), dpi=100)
-    _draw(ax, panel, data, start)
+    _draw(ax, panel, data, start, xlabel)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)
@@ -211,7 +212,10 @@ def plot(panel: Panel, data: list[tuple[Line, list[Series]]], start: float, path
     return True
 
 
-def plot_headline(parts: list[tuple[Panel, list[tuple[Line, list[Series]]]]], start: float, path: Path) -> bool:
+def plot_headline(
+    parts: list[tuple[Panel, list[tuple[Line, list[Series]]]]], start: float, path: Path, xlabel: str = XLABEL,
+    subtitle: str = "",
+) -> bool:
     """The article's divergence in one image: several panels side by side (for the README)."""
     parts = [(panel, data) for panel, data in parts if _has_points(data)]
     if not parts:
@@ -219,8 +223,8 @@ def plot_headline(parts: list[tuple[Panel, list[tuple[Line, list[Series]]]]], st
     plt = _pyplot()
     fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 3.8), dpi=100, squeeze=False)
     for ax, (panel, data) in zip(axes[0], parts):
-        _draw(ax, panel, data, start)
-    fig.suptitle("no flow control (red) vs flow control (green)", fontsize=10)
+        _draw(ax, panel, data, start, xlabel)
+    fig.suptitle("no flow control (red) vs flow control (green)" + subtitle, fontsize=10)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path)

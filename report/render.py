@@ -30,6 +30,11 @@ class ReportData:
     warnings: list[str] = field(default_factory=list)
     offered: dict[str, int] = field(default_factory=dict)  # requests the load sent, per topology
     overhead: Overhead | None = None  # the probe account beside the storm (report.overhead)
+    # topologies that ran in turns (report.run_order): each one's own load start, unix seconds;
+    # empty when they ran side by side on one clock
+    starts: dict[str, float] = field(default_factory=dict)
+    ends: dict[str, float] = field(default_factory=dict)  # ... and when each one's load ended
+    run_order: list[str] = field(default_factory=list)  # how the topologies ran, and why
 
 
 def comparisons(data: ReportData, p: Preview) -> list[tuple[Comparison, str]]:
@@ -124,6 +129,18 @@ def render(data: ReportData) -> str:
         md.append(f"> warning: {warning}")
     if data.warnings:
         md.append("")
+    if data.run_order or data.starts:
+        md += ["## How the topologies ran", ""]
+        if data.starts:
+            md += ["**In turns**: each topology alone on the machine, its load, then its drain, then the next "
+                   "one's. Every figure of a topology is measured over its own turn, and the plots overlay the "
+                   "topologies on the time since each one's own load started.", ""]
+            md += _table(["topology", "load started", "load ended"],
+                         [[n, _utc(s), _utc(data.ends[n]) if n in data.ends else "-"]
+                          for n, s in sorted(data.starts.items(), key=lambda i: i[1])])
+        else:
+            md += ["**Side by side**: both loads at once, on one clock.", ""]
+        md += [f"- {line}" for line in data.run_order] + [""]
     if data.criteria is not None:
         ok = all(c.ok for c in data.criteria)
         md += [f"## Verdict: the article is {'REPRODUCED' if ok else 'NOT reproduced'}", ""]
@@ -237,7 +254,7 @@ def render(data: ReportData) -> str:
 
     call_rows = []
     for n, r in data.results.items():
-        rows = per_minute(r.courier_calls, w.start)
+        rows = per_minute(r.courier_calls, data.starts.get(n, w.start))
         base, worst = unloaded_success_p50(rows), worst_slowdown(rows)
         if base is None or worst is None:
             continue

@@ -122,3 +122,16 @@ def resolve(
     if profile is not None:
         window = RunWindow(window.folder, window.start, window.end, profile, window.run_id, window.finished)
     return window
+
+
+def turns(folder: Path) -> dict[str, RunWindow] | None:
+    """The topologies' own windows of a run in turns (`make experiment` wrote a phases.json with
+    `turns`: topology -> its own run folder beside this one); None for any other run."""
+    phases = folder / "phases.json"
+    try:
+        named = json.loads(phases.read_text()).get("turns") if phases.exists() else None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    if not isinstance(named, dict) or not named:
+        return None
+    return {topology: from_folder(folder.parent / name) for topology, name in named.items()}

@@ -58,6 +58,11 @@ class SimulatedTopology:
     delivery_errors: int = 0
     lowest_delivery_success: float | None = None  # lowest per-minute share of invocations succeeding
     last_delivery_after_load: float = 0.0  # seconds from the end of the load to the last delivery
+    # the emulator's work second by second (second of the run -> count): Lambda invocations of any
+    # function, and requests refused by a limit (courier 429s, Lambda throttles); what
+    # report.run_order prices in CPU to decide whether both topologies fit on the machine at once
+    invocations_per_second: Counter[int] = field(default_factory=Counter)
+    refusals_per_second: Counter[int] = field(default_factory=Counter)
 
     @property
     def actual_success(self) -> float | None:
@@ -88,9 +93,12 @@ class _Account:
         self.minutes: dict[int, list[int]] = {}  # minute -> [ok, failed] invocation outcomes
 
     def acquire(self, role: str) -> bool:
+        second = int(self.sim.now)
         if self.running >= self.sim.inputs.account_limit:
             self.result.throttles[role] += 1
+            self.result.refusals_per_second[second] += 1
             return False
+        self.result.invocations_per_second[second] += 1
         self.running += 1
         self.result.peak_account_concurrency = max(self.result.peak_account_concurrency, self.running)
         if role == "delivery":
@@ -129,6 +137,7 @@ class _Run:
         self.visible: deque[int] = deque()
         self.receives: Counter[int] = Counter()
         self.orders = 0
+        self.now = 0.0  # the time of the event being handled
 
     def at(self, when: float, kind: str, *data: object) -> None:
         self.sequence += 1
@@ -163,6 +172,7 @@ class _Run:
         account.result.courier_calls += 1
         if not account.admitted_by_usage_plan(now):
             account.result.courier_429s += 1
+            account.result.refusals_per_second[int(now)] += 1
             ok, seconds = False, FAILED_CALL_SECONDS
         elif not account.acquire("courier"):
             ok, seconds = False, FAILED_CALL_SECONDS  # the courier's own function throttled
@@ -247,6 +257,7 @@ class _Run:
         last_delivery = 0.0
         while self.events:
             now, _, kind, data = heapq.heappop(self.events)
+            self.now = now
             if kind == "end" and data[-1]:
                 last_delivery = max(last_delivery, now)
             handlers[kind](now, *data)
