@@ -68,6 +68,26 @@ def _start_zygote(version: FunctionVersion) -> Zygote:
     return Zygote(interpreter, _code_dir(version), str(runtime_lib), _zygote_env(version))
 
 
+# Signal names as Go prints them: AWS's runtime interface is written in Go, and its crash report
+# reads "Runtime exited with error: signal: killed" (an out-of-memory kill, a SIGKILL).
+GO_SIGNAL_NAMES = {
+    signal.SIGKILL: "killed", signal.SIGSEGV: "segmentation fault", signal.SIGABRT: "aborted",
+    signal.SIGTERM: "terminated", signal.SIGBUS: "bus error", signal.SIGILL: "illegal instruction",
+    signal.SIGFPE: "floating point exception", signal.SIGINT: "interrupt", signal.SIGQUIT: "quit",
+    signal.SIGPIPE: "broken pipe",
+}
+
+
+def exit_reason(status: int | None) -> str:
+    """AWS's words for how a runtime ended mid-invocation, from its wait status."""
+    if status is not None and os.WIFSIGNALED(status):
+        number = os.WTERMSIG(status)
+        return f"Runtime exited with error: signal: {GO_SIGNAL_NAMES.get(number, f'signal {number}')}"
+    if status is not None and os.WIFEXITED(status) and os.WEXITSTATUS(status):
+        return f"Runtime exited with error: exit status {os.WEXITSTATUS(status)}"
+    return "Runtime exited without providing a reason"  # exit status 0, or unknown
+
+
 def _max_memory_mb(pid: int) -> int:
     # VmHWM of the environment itself; ru_maxrss would report the parent's peak.
     try:
@@ -85,6 +105,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         self._env_vars: dict[str, str] = {}
         self._sock: socket.socket | None = None
         self._pid: int | None = None
+        self._zygote: Zygote | None = None  # the fork server it came from, which knows how it ended
         self._init_ms: float | None = None
         self._pending_logs = ""  # init logs, written before the first START as on AWS
         self._all_logs: list[str] = []
@@ -119,7 +140,7 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             POOL.stop(_zygote_key(self.function_version))
             zygote = POOL.get(_zygote_key(self.function_version), lambda: _start_zygote(self.function_version))
             sock, pid = zygote.spawn(self._env_vars)
-        self._sock, self._pid = sock, pid
+        self._sock, self._pid, self._zygote = sock, pid, zygote
         logs: list[str] = []
         sock.settimeout(INIT_TIMEOUT_SECONDS + 5)
         try:
@@ -169,6 +190,8 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             result_payload, is_error, crashed = self._exchange(payload, request_id, deadline, logs)
             duration_ms = (time.perf_counter() - began) * 1000
             max_memory = _max_memory_mb(self._pid) if self._pid else 0
+            ended = self._zygote.exit_status(self._pid) if crashed == "exit" and self._zygote and self._pid else None
+            reason = exit_reason(ended)
             if crashed:
                 self._kill()
         if crashed == "timeout":
@@ -179,10 +202,10 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
                 "errorMessage": f"RequestId: {request_id} Error: Task timed out after {timeout:.2f} seconds",
             })
         elif crashed == "exit":
-            logs.append(f"RequestId: {request_id} Error: Runtime exited without providing a reason\nRuntime.ExitError\n")
+            logs.append(f"RequestId: {request_id} Error: {reason}\nRuntime.ExitError\n")
             result_payload = json.dumps({
                 "errorType": "Runtime.ExitError",
-                "errorMessage": f"RequestId: {request_id} Error: Runtime exited without providing a reason",
+                "errorMessage": f"RequestId: {request_id} Error: {reason}",
             })
         logs.append(f"END RequestId: {request_id}\n")
         report = (

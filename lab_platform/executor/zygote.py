@@ -396,11 +396,38 @@ def _immortalize_heap() -> int:
     return count
 
 
+def _exit_status(exits: dict[int, int], pid: int, reap) -> int | None:
+    """The wait status of child `pid`; it closed its socket while exiting, so its SIGCHLD may be
+    a few milliseconds behind: wait up to 0.5 s for it. None: still running, or not a child."""
+    deadline = time.monotonic() + 0.5
+    while pid not in exits and time.monotonic() < deadline:
+        reap()
+        if pid not in exits:
+            time.sleep(0.005)
+    return exits.pop(pid, None)
+
+
 def serve(control: socket.socket, code_dir: str, keep_frozen: bool) -> None:
     """Fork one environment per spawn request; `keep_frozen`: children leave the zygote's objects
     frozen (out of the collector's reach), so a collection does not copy their pages."""
-    # Children are reaped by the kernel; each child restores SIGCHLD for its own subprocesses.
-    signal.signal(signal.SIGCHLD, signal.SIG_IGN)
+    # Children are reaped here, their wait status kept a while: when an environment dies in an
+    # invocation, LocalStack's side asks how (AWS reports "exit status 1", "signal: killed").
+    # Each child restores SIGCHLD for its own subprocesses.
+    exits: dict[int, int] = {}
+
+    def reap(_signum: int = 0, _frame: object = None) -> None:
+        while True:
+            try:
+                pid, status = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if pid == 0:
+                return
+            exits[pid] = status
+            if len(exits) > 4096:
+                exits.pop(next(iter(exits)))
+
+    signal.signal(signal.SIGCHLD, reap)
     while True:
         try:
             request, fd = recv_frame_with_fd(control)
@@ -408,6 +435,9 @@ def serve(control: socket.socket, code_dir: str, keep_frozen: bool) -> None:
             # LocalStack is gone (even by SIGKILL): take every environment down with us.
             os.killpg(0, signal.SIGKILL)
             return
+        if request.get("op") == "exit_status":
+            send_frame(control, {"status": _exit_status(exits, int(request.get("pid", 0)), reap)})
+            continue
         if request.get("op") != "spawn" or fd is None:
             send_frame(control, {"error": f"bad request {request.get('op')!r}"})
             continue

@@ -94,6 +94,15 @@ class Zygote:
             raise ZygoteError(f"zygote refused to spawn: {reply.get('error')}")
         return ours, reply["pid"]
 
+    def exit_status(self, pid: int) -> int | None:
+        """How environment `pid` ended (its wait status), or None when the zygote cannot say."""
+        try:
+            with self._lock:
+                wire.send_frame(self.control, {"op": "exit_status", "pid": pid})
+                return wire.recv_frame(self.control).get("status")
+        except (EOFError, OSError):
+            return None
+
     def stop(self) -> None:
         try:
             os.killpg(self.process.pid, signal.SIGKILL)  # the zygote and all its environments

@@ -139,9 +139,30 @@ def test_crashed_environment_gives_exit_error_and_the_next_invoke_a_fresh_one(lo
     response, body = invoke(localstack, name, {"exit": True})
     assert response["FunctionError"] == "Unhandled"
     assert body["errorType"] == "Runtime.ExitError"
+    # AWS's words, with the runtime's exit status (the probe calls os._exit(7))
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: exit status 7"), body
+    text = log_text(localstack, name, "exit status 7")
+    assert "Runtime exited with error: exit status 7\nRuntime.ExitError" in text
     response, after = invoke(localstack, name, {})
     assert "FunctionError" not in response
     assert after["pid"] != first["pid"]
+
+
+def test_an_environment_killed_from_outside_mid_invocation_is_reported_as_aws_does(localstack):
+    """SIGKILL from outside (the out-of-memory killer): `Runtime exited with error: signal: killed`."""
+    name = deploy(localstack, PROBE, Timeout=60)
+    _, first = invoke(localstack, name, {})
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(invoke, localstack, name, {"sleep": 30})
+        time.sleep(3)  # the environment's logs reach CloudWatch when the invocation ends: no signal
+        assert not pending.done()  # the handler is still sleeping in the one environment
+        os.kill(first["pid"], signal.SIGKILL)
+        response, body = pending.result(timeout=60)
+    assert response["FunctionError"] == "Unhandled"
+    assert body["errorType"] == "Runtime.ExitError"
+    assert body["errorMessage"].endswith("Error: Runtime exited with error: signal: killed"), body
+    response, after = invoke(localstack, name, {})
+    assert "FunctionError" not in response and after["pid"] != first["pid"]
 
 
 def test_code_and_configuration_updates_replace_environments(localstack):

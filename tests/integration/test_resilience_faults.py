@@ -105,6 +105,8 @@ def test_crash_mode_ends_the_environment_and_the_next_invocation_gets_a_fresh_on
         # what AWS reports when the runtime process dies (out of memory, segfault, exit)
         assert response.get("FunctionError") == "Unhandled"
         assert payload["errorType"] == "Runtime.ExitError"
+        reason = {"kill": "signal: killed", "exit": "exit status 1"}[how]
+        assert payload["errorMessage"].endswith(f"Error: Runtime exited with error: {reason}"), payload
         # the line announcing the crash was flushed before the process died
         text = wait_logs(localstack, probe, ACCOUNT, f'"correlation_id": "crash-{how}"')
         assert '"fault_mode": "crash"' in text
