@@ -33,6 +33,8 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--quiet", type=float, default=150.0, help="seconds with no invocation before drained")
     e.add_argument("--order", default=None,
                    help="auto (the measured check decides), side-by-side or in-turns; default $EXPERIMENT_ORDER or auto")
+    e.add_argument("--check", action="store_true",
+                   help="only the prediction and the run order's measured check (about 30 s), no load")
     return parser
 
 
@@ -83,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "experiment":
             from report.experiment import experiment
 
-            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints, order)
+            return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints, order, args.check)
     except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

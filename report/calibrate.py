@@ -3,20 +3,26 @@
 `report.run_order` prices the simulated run's work in CPU; the prices come from here, about half
 a minute before the load:
 
-1. idle: the machine's busy CPU over a few seconds with the lab doing nothing, in cores;
+1. idle: a few seconds with the lab doing nothing: the lab's own CPU (LocalStack's pollers and
+   flushers), and the cores other work on the machine keeps busy;
 2. per Lambda invocation: a few dozen orders through the no-flow-control topology at a steady
-   rate below the courier's limit (no storm), until its invocations stop; the machine's busy CPU
-   above idle over that time, divided by the invocations its platform counted (notify, delivery,
-   the courier's function);
+   rate below the courier's limit (no storm), until its invocations stop; the lab's CPU above
+   idle over that time, divided by the invocations its platform counted (notify, delivery, the
+   courier's function);
 3. per refused request: the courier's API called with its key from many threads for a few
-   seconds, far over its usage plan, so nearly every call is a 429; busy CPU above idle, less the
-   few admitted calls' invocations at the price above, divided by the 429s.
+   seconds, far over its usage plan, so nearly every call is a 429; the lab's CPU above idle, less
+   the few admitted calls' invocations at the price above, divided by the 429s.
+
+"The lab's CPU" is read from its processes: each LocalStack, found by the port it listens on,
+with everything under it (the function environments), plus this process, which sends the
+calibration's requests as the load generator sends the run's. Where no LocalStack process can be
+seen (compose mode: the port belongs to Docker's proxy) the whole machine's busy CPU (/proc/stat)
+stands for it, and other work on the machine then counts as the lab's idle.
 
 Why here and not a figure recorded by `make bench`: the price depends on this machine now (its
-cores' speed, whatever else runs on it, the lab's own settings), and a recorded figure from
-another day or machine would decide the run order on someone else's numbers. The whole machine's
-CPU is read (/proc/stat), not the lab's processes alone: the run needs the load generator and the
-kernel too, and shares the cores with everything else that runs.
+cores' speed, their contention, the lab's own settings), and a recorded figure from another day
+or machine would decide the run order on someone else's numbers; what other work keeps the cores
+busy is only known now.
 
 The calibration's orders carry ids starting `calibration-`, outside any run's id; its counters
 move before the run's baseline is taken.
@@ -33,6 +39,7 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import psutil
 import requests
 
 from bootstrap.topology import API_KEY_SECRET
@@ -139,20 +146,68 @@ def _settle(url: str, account: str) -> float:
     return last
 
 
+class LabCpu:
+    """CPU seconds the lab has used so far: its LocalStacks and every process under them, and this
+    process; each process's last reading is kept, so one that exits keeps what it used."""
+
+    def __init__(self, urls: list[str]) -> None:
+        self.roots = [p for p in (_listener(url) for url in dict.fromkeys(urls)) if p is not None]
+        self.seen: dict[int, float] = {}
+
+    @property
+    def found(self) -> bool:
+        return bool(self.roots)
+
+    def seconds(self) -> float:
+        for root in self.roots:
+            try:
+                family = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for process in family:
+                try:
+                    times = process.cpu_times()
+                except psutil.Error:
+                    continue
+                self.seen[process.pid] = times.user + times.system
+        own = os.times()
+        return sum(self.seen.values()) + own.user + own.system
+
+
+def _listener(url: str) -> psutil.Process | None:
+    """The process listening on the URL's port on this machine, if it is a LocalStack (Python)."""
+    port = int(url.rstrip("/").rsplit(":", 1)[-1]) if url.rstrip("/").rsplit(":", 1)[-1].isdigit() else None
+    if port is None:
+        return None
+    try:
+        for conn in psutil.net_connections(kind="tcp"):
+            if conn.status == psutil.CONN_LISTEN and conn.laddr and conn.laddr.port == port and conn.pid:
+                process = psutil.Process(conn.pid)
+                return process if "python" in process.name().lower() else None
+    except (psutil.Error, OSError):
+        return None
+    return None
+
+
 def measure(endpoints: Endpoints, topology: Topology, say: Callable[[str], None] = print) -> UnitCost:
-    """The three prices, measured now on `topology` (the no-flow-control one: its deliveries follow
-    each order at once)."""
+    """The prices, measured now on `topology` (the no-flow-control one: its deliveries follow each
+    order at once)."""
     url = topology.localstack_url or endpoints.localstack_url
     try:
-        t0, b0 = time.monotonic(), busy_seconds()
+        lab = LabCpu(endpoints.localstack_urls)
+        # without a LocalStack process in sight, the whole machine is the lab
+        cpu = lab.seconds if lab.found else busy_seconds
+        t0, m0, c0 = time.monotonic(), busy_seconds(), cpu()
         time.sleep(IDLE_SECONDS)
-        idle = (busy_seconds() - b0) / (time.monotonic() - t0)
+        elapsed = time.monotonic() - t0
+        idle = (cpu() - c0) / elapsed
+        elsewhere = max(0.0, (busy_seconds() - m0) / elapsed - idle) if lab.found else 0.0
 
         say(f"calibration: {ORDERS} orders at {ORDERS_PER_SECOND:g}/s through {topology.name} (no storm)")
-        inv0, t0, b0 = _counter(url, "lab_lambda_invocations_total", topology.account), time.monotonic(), busy_seconds()
+        inv0, t0, c0 = _counter(url, "lab_lambda_invocations_total", topology.account), time.monotonic(), cpu()
         answers = _post_orders(topology.notify_url, ORDERS, ORDERS_PER_SECOND)
         inv1 = _settle(url, topology.account)
-        spent = busy_seconds() - b0 - idle * (time.monotonic() - t0)
+        spent = cpu() - c0 - idle * (time.monotonic() - t0)
         invocations = inv1 - inv0
         if answers.get(200, 0) == 0 or invocations <= 0:
             raise CalibrationError(f"no order went through {topology.notify_url} (answers {dict(answers)})")
@@ -161,26 +216,28 @@ def measure(endpoints: Endpoints, topology: Topology, say: Callable[[str], None]
         say(f"calibration: the courier's API called from {STORM_THREADS} threads for {STORM_SECONDS:g} s (429s)")
         api_key = client(endpoints, topology, "secretsmanager").get_secret_value(SecretId=API_KEY_SECRET)["SecretString"]
         r0 = _counter(url, "lab_apigateway_throttled_total", topology.account)
-        inv0, t0, b0 = _counter(url, "lab_lambda_invocations_total", topology.account), time.monotonic(), busy_seconds()
+        inv0, t0, c0 = _counter(url, "lab_lambda_invocations_total", topology.account), time.monotonic(), cpu()
         statuses = _storm(topology.courier_url, api_key, STORM_SECONDS)
         inv1 = _settle(url, topology.account)
-        spent = busy_seconds() - b0 - idle * (time.monotonic() - t0) - (inv1 - inv0) * per_invocation
+        spent = cpu() - c0 - idle * (time.monotonic() - t0) - (inv1 - inv0) * per_invocation
         refused = _counter(url, "lab_apigateway_throttled_total", topology.account) - r0
         if refused <= 0:
             raise CalibrationError(f"the courier's API refused nothing in the storm (answers {dict(statuses)})")
         per_refusal = max(spent, 0.0) / refused
     except (requests.RequestException, OSError) as error:
         raise CalibrationError(f"the lab did not answer ({error.__class__.__name__}: {error})") from None
+    except CalibrationError:
+        raise
     except Exception as error:  # noqa: BLE001 - botocore's errors: any failure is "not measured"
-        if isinstance(error, CalibrationError):
-            raise
         raise CalibrationError(f"{error.__class__.__name__}: {error}") from None
+    whose = (f"the CPU of the lab's {len(lab.roots)} LocalStack process(es) and everything under them, and of the "
+             "calibration's client" if lab.found else "the machine's busy CPU (no LocalStack process in sight)")
     return UnitCost(
         ms_per_invocation=per_invocation * 1000,
         ms_per_refusal=per_refusal * 1000,
         idle_cores=idle,
-        source=(f"measured now: {invocations:.0f} invocations of {ORDERS} orders, {refused:.0f} courier 429s, "
-                f"the machine's busy CPU above {idle:.2f} idle cores"),
+        busy_elsewhere=elsewhere,
+        source=f"measured now: {invocations:.0f} invocations of {ORDERS} orders, {refused:.0f} courier 429s; {whose}",
     )
 
 

@@ -217,6 +217,7 @@ def experiment(
     quiet: float = 150.0,
     endpoints_file: Path | None = None,
     order: str = AUTO,
+    check_only: bool = False,
 ) -> int:
     predicted_drain = None
     prev = None
@@ -241,6 +242,8 @@ def experiment(
     # 429s are then no part of the run's counts
     decision = choose_order(endpoints, prev, order)
     say(f"run order: {decision.reason}")
+    if check_only:
+        return 0
     # in turns, the storm's topology first: the overhead probe measures the emulator beside it
     plan = [t for t in TOPOLOGIES if t in endpoints.topologies] if decision.in_turns else ["both"]
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]

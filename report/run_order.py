@@ -9,14 +9,14 @@ the other, and the report overlays them on the time since each one's load starte
 
 The check prices the run's work in CPU, second by second:
 
-    cores needed(t) = idle cores + (Lambda invocations(t) x CPU per invocation
-                                    + refused requests(t) x CPU per refusal) / 1 s
+    cores needed(t) = the lab's idle cores + cores busy with other work
+                      + (Lambda invocations(t) x CPU per invocation + refused requests(t) x CPU per refusal) / 1 s
 
 - invocations and refusals (courier 429s, Lambda throttles) per second come from the simulated
   run of the profile on the deployed configuration (`report.simulate`): the ideal platform's work,
   which is the least the emulator must do to show AWS's storm;
-- the CPU per invocation and per refusal, and the idle cores, are measured on this machine just
-  before the run (`report.calibrate`), so they include whatever else the machine is doing;
+- the CPU per invocation and per refusal, the lab's idle cores and the cores other work keeps busy
+  are measured on this machine just before the run (`report.calibrate`);
 - the peak is the highest average over any `PEAK_WINDOW` seconds: a burst of a few seconds queues
   and passes, a minute of it stretches every invocation in it.
 
@@ -65,8 +65,11 @@ class UnitCost:
 
     ms_per_invocation: float
     ms_per_refusal: float
-    idle_cores: float
+    idle_cores: float  # the lab doing nothing (LocalStack's pollers and flushers)
     source: str  # how the figures were measured, for the printed line
+    # cores busy with work that is not the lab's (other people's tests on a shared machine): the
+    # run gets only what they leave
+    busy_elsewhere: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -133,7 +136,7 @@ def peak(series: list[float], window: int = PEAK_WINDOW, first_second: int = 0) 
 def need(work: list[Work], cost: UnitCost, window: int = PEAK_WINDOW) -> Need:
     seconds = [s for w in work for s in (*w.invocations, *w.refusals)]
     mean, at = peak(cores_per_second(work, cost), window, min(seconds, default=0))
-    return Need(cost.idle_cores + mean, at)
+    return Need(cost.idle_cores + cost.busy_elsewhere + mean, at)
 
 
 def erlang_c(servers: int, offered: float) -> float:
@@ -219,7 +222,8 @@ def decide(
     checked = SIDE_BY_SIDE if fits else IN_TURNS
     order = checked if requested == AUTO else requested
     units = (f"measured {cost.ms_per_invocation:.1f} ms per Lambda invocation, {cost.ms_per_refusal:.1f} ms per "
-             f"refused request, {cost.idle_cores:.2f} cores idle")
+             f"refused request, {cost.idle_cores:.2f} cores idle"
+             + (f", {cost.busy_elsewhere:.2f} cores busy with other work" if cost.busy_elsewhere >= 0.01 else ""))
     machine = (f"this machine has {cores:g} cores; within {STRETCH_CEILING:g}x of unloaded latency they take "
                f"{room:.2f} ({ceiling:.0%}, Erlang C)")
     heaviest = max(alone.items(), key=lambda item: item[1].cores)

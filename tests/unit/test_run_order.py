@@ -88,6 +88,11 @@ def test_need_prices_invocations_and_refusals_and_adds_the_idle_cores():
     a, b = flat("no-flow-control", 50, seconds=120), flat("flow-control", 50, seconds=120, first=60)
     both = need([a, b], COST)
     assert both.cores == pytest.approx(0.1 + 1.0) and both.at_second == 60
+    # cores other work keeps busy are cores the run does not get
+    busy = UnitCost(10.0, 2.0, 0.1, "given", busy_elsewhere=0.5)
+    assert need([work], busy).cores == pytest.approx(1.7)
+    assert ", 0.50 cores busy with other work" in decide(AUTO, [work], busy, 2).reason
+    assert "busy with other work" not in decide(AUTO, [work], COST, 2).reason
 
 
 def test_side_by_side_where_both_fit_in_turns_where_only_each_alone_does():
@@ -156,3 +161,15 @@ def test_the_article_account_needs_more_than_the_lab_default_at_the_same_prices(
     # and the flow-control topology's work does not depend on the limit it never reaches
     fc_400 = need(work(400)[1:], COST)
     assert need(work(1000)[1:], COST).cores == pytest.approx(fc_400.cores)
+
+
+def test_the_machines_busy_cpu_is_every_state_but_idle_and_iowait():
+    import os
+
+    from report.calibrate import CalibrationError, busy_seconds
+
+    ticks = os.sysconf("SC_CLK_TCK")
+    # user nice system idle iowait irq softirq steal
+    assert busy_seconds("cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8\n") == pytest.approx(161 / ticks)
+    with pytest.raises(CalibrationError):
+        busy_seconds("intr 1 2 3\n")
