@@ -15,7 +15,10 @@ the worker stops: it receives one batch ahead, starts it as soon as fewer than t
 are in flight (a slot frees when an invocation returns) and hands it to a worker thread, which runs LocalStack's own `handle_messages` (filtering, invoke,
 partial batch failures, deletes). The batch is invoked with `LambdaService.invoke` in process (the
 call the Invoke API makes after parsing) instead of an HTTP request to LocalStack's own gateway.
-Pipes keep LocalStack's poller.
+Pipes keep LocalStack's poller. Reserved concurrency set by CloudFormation (a SAM app's
+`ReservedConcurrentExecutions`) reaches these throttles only through `cfn_reserved_concurrency.py`:
+LocalStack 4.14's provider dropped it, so such a mapping was never throttled and nothing was
+dead-lettered.
 """
 
 from __future__ import annotations
