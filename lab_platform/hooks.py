@@ -83,6 +83,18 @@ def lab_lambda_payload_limit() -> None:
 
 
 @hooks.on_infra_start()
+def lab_lambda_runtime_check() -> None:
+    from localstack import config
+
+    from lab_platform.executor import interpreters, runtime_check
+
+    _apply("LAB_PATCH_LAMBDA_RUNTIME_CHECK", runtime_check.patches)
+    if config.LAMBDA_RUNTIME_EXECUTOR == "process":
+        # which runtimes this machine serves, and on what, said once at start-up
+        LOG.info("lab platform: Lambda runtimes here: %s", interpreters.describe_served())
+
+
+@hooks.on_infra_start()
 def lab_apigateway_lambda_in_process() -> None:
     from lab_platform.apigateway import lambda_integration
 

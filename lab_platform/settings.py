@@ -19,6 +19,7 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_APIGW_LAMBDA_IN_PROCESS": "API Gateway invokes a Lambda integration in process, no client",
     "LAB_PATCH_APIGW_PAYLOAD_LIMIT": "API Gateway answers 413 to a body over 10 MB",
     "LAB_PATCH_LAMBDA_PAYLOAD_LIMIT": "Lambda refuses a synchronous payload over 6 MB (413)",
+    "LAB_PATCH_LAMBDA_RUNTIME_CHECK": "Lambda refuses a runtime the process executor cannot serve, at creation",
     "LAB_PATCH_SQS_ESM_SCALING": "SQS event source mapping concurrency",
     "LAB_PATCH_ASYNC_SCALING": "asynchronous invocation scale-out and throttle retries",
     "LAB_PATCH_EVENTS_LAMBDA_TARGET": "EventBridge -> Lambda targets queued in process",

@@ -65,7 +65,7 @@ def _zygote_env(version: FunctionVersion) -> dict[str, str]:
 def _start_zygote(version: FunctionVersion) -> Zygote:
     interpreter = interpreters.interpreter_for(version.config.runtime)
     runtime_lib = interpreters.runtime_library_dir(Path(config.dirs.tmp))
-    return Zygote(interpreter, _code_dir(version), str(runtime_lib), _zygote_env(version))
+    return Zygote(interpreter.path, _code_dir(version), str(runtime_lib), _zygote_env(version))
 
 
 # Signal names as Go prints them: AWS's runtime interface is written in Go, and its crash report
@@ -154,6 +154,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
         except (EOFError, OSError) as error:
             self._kill()
             raise LambdaRuntimeException(f"environment {self.id} died during init: {error}") from error
+        interpreter = interpreters.interpreter_for(self.function_version.config.runtime)
+        if interpreter.substitute:  # said in the function's own log, once per environment (init)
+            logs.insert(0, interpreter.warning() + "\n")
         self._pending_logs = "".join(logs)
         self._all_logs.append(self._pending_logs)
 
@@ -267,7 +270,9 @@ class ProcessRuntimeExecutor(RuntimeExecutor):
             function_version.config.code.prepare_for_execution()
         # Fails early and clearly on an unsupported runtime; the zygote then warms up here,
         # so the first invocation pays a fork, not an interpreter start.
-        interpreters.interpreter_for(function_version.config.runtime)
+        interpreter = interpreters.interpreter_for(function_version.config.runtime)
+        if interpreter.substitute:
+            LOG.warning("%s: %s", function_version.id.function_name, interpreter.warning())
         POOL.get(_zygote_key(function_version), lambda: _start_zygote(function_version))
 
     @classmethod

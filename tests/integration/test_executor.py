@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -235,11 +236,33 @@ def test_function_imports_its_own_packages_not_localstacks(localstack):
     assert body["boto3"] is True  # provided by the runtime, as on AWS
 
 
-@pytest.mark.parametrize("runtime,version", [("python3.12", "3.12"), ("python3.13", "3.13")])
-def test_runtimes_map_to_their_interpreters(localstack, runtime, version):
-    name = deploy(localstack, PROBE, runtime=runtime)
+@pytest.mark.parametrize("version", ["3.9", "3.10", "3.11", "3.12", "3.13"])
+def test_runtimes_map_to_their_interpreters(localstack, version):
+    # this machine has each of them (pyenv); the lab's image has 3.13 only (see the next test)
+    name = deploy(localstack, PROBE, runtime=f"python{version}")
     _, body = invoke(localstack, name, {})
     assert body["version"] == version
+
+
+def test_a_runtime_without_its_own_python_runs_on_the_nearest_newer_one_and_says_so(localstack_with, tmp_path):
+    # A machine with Python 3.13 only, as the lab's image: PATH holds python3.13 alone, no pyenv.
+    only = tmp_path / "bin"
+    only.mkdir()
+    (only / "python3.13").symlink_to(os.path.realpath(sys.executable))
+    instance = localstack_with(PATH=str(only), HOME=str(tmp_path))
+    name = deploy(instance, PROBE, runtime="python3.10")
+    _, body = invoke(instance, name, {})
+    assert body["version"] == "3.13"
+    assert body["env"]["AWS_EXECUTION_ENV"] == "AWS_Lambda_python3.10"  # the function's own runtime
+    text = log_text(instance, name, "[lab] runtime python3.10 runs on Python 3.13 here")
+    assert "no Python 3.10 found (install it, e.g. `pyenv install 3.10`, or set LAB_RUNTIME_PYTHON3_10)" in text
+    # a runtime it cannot serve at all is refused when the function is created, saying what to do
+    lam = instance.client("lambda")
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="nodejs20.x.*Python zip functions"):
+        deploy(instance, PROBE, runtime="nodejs20.x")
+    name = deploy(instance, PROBE)
+    with pytest.raises(lam.exceptions.InvalidParameterValueException, match="runtime 'nodejs20.x' is not served"):
+        lam.update_function_configuration(FunctionName=name, Runtime="nodejs20.x")
 
 
 def test_import_error_is_reported_as_aws_does(localstack):
