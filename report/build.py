@@ -294,8 +294,9 @@ def criteria_from(data: ReportData, live: dict[str, Any] | None) -> list[Criteri
     limit = float(live["account_limit"]) if live else None
     esm = float(live["esm_max_concurrency"]) if live else 10
     profile = data.window.profile
-    criteria = check(data.results, data.figures, limit, esm, profile)
     sim = data.preview.simulation if data.preview is not None else None
+    sim_limit = data.preview.inputs.account_limit if data.preview is not None else None
+    criteria = check(data.results, data.figures, limit, esm, profile, sim, sim_limit)
     if sim is not None:
         criteria = beside(criteria, predict(sim, data.preview.inputs.account_limit, esm, profile))
     return criteria

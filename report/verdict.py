@@ -1,7 +1,9 @@
 """Does the run reproduce the article? The criteria of issue #14, judged on measured values, and
 on the simulated run's values to predict the verdict before the load starts.
 
-Every profile is judged on the article's graphs: without flow control the account throttles,
+Every profile is judged on the article's graphs: without flow control the account throttles
+(where the simulation of the deployed configuration says it reaches its limit; at the article's
+own 1,000 it does not, and the criteria then ask for no throttles and a peak below the limit),
 the courier answers 429, delivery success collapses in some minute, and orders are delivered twice
 or dead-lettered, at a concurrency far above flow control's; with flow control concurrency stays at
 the mapping's maximum, the courier is not overrun, and every accepted order arrives. Loss is
@@ -111,12 +113,28 @@ def simulated(result: SimulatedTopology, account_limit: float) -> Outcome:
     )
 
 
-def _no_flow_control(o: Outcome, fc: Outcome | None, profile: str | None) -> list[Criterion]:
+def _reaches_limit(o: Outcome | None) -> bool:
+    return (o is not None and o.peak_account_concurrency is not None and o.account_limit is not None
+            and o.peak_account_concurrency >= o.account_limit)
+
+
+def _no_flow_control(o: Outcome, fc: Outcome | None, profile: str | None,
+                     expected: Outcome | None = None) -> list[Criterion]:
+    """`expected`: the simulated run on the deployed configuration. Whether the account reaches its
+    limit (and so throttles) depends on the limit: the article's account (1,000) peaked at 788 and
+    did not; the lab's default (400) does. With a simulation, those two criteria ask for what it
+    predicts; without one, for the default's storm."""
     t = o.topology
     low = o.lowest_delivery_success
     fc_peak = fc.peak_delivery_concurrency if fc else None
+    storm_at_limit = expected is None or _reaches_limit(expected) or bool(expected.throttles)
+    if storm_at_limit:
+        throttles = Criterion(t, "Lambda throttles > 0", _fmt(o.throttles), bool(o.throttles and o.throttles > 0), PLATFORM)
+    else:
+        throttles = Criterion(t, "Lambda throttles = 0 (the simulated account stays below its limit)",
+                              _fmt(o.throttles), o.throttles is not None and o.throttles == 0, PLATFORM)
     out = [
-        Criterion(t, "Lambda throttles > 0", _fmt(o.throttles), bool(o.throttles and o.throttles > 0), PLATFORM),
+        throttles,
         Criterion(t, "courier 429s > 0", _fmt(o.courier_429s), bool(o.courier_429s and o.courier_429s > 0), PLATFORM),
         Criterion(t, f"delivery success in its lowest minute < {LOWEST_MINUTE_CEILING_NFC:.0%}", _fmt(low, pct=True),
                   low is not None and low < LOWEST_MINUTE_CEILING_NFC, PLATFORM),
@@ -130,9 +148,14 @@ def _no_flow_control(o: Outcome, fc: Outcome | None, profile: str | None) -> lis
     ]
     if profile in LOSS_PROFILES:
         limit, peak = o.account_limit, o.peak_account_concurrency
+        if storm_at_limit:
+            at_limit = Criterion(t, f"account concurrency reaches the limit ({_fmt(limit)})", f"peak {_fmt(peak)}",
+                                 _reaches_limit(o), PLATFORM)
+        else:
+            at_limit = Criterion(t, f"account concurrency stays below the limit ({_fmt(limit)}), as simulated",
+                                 f"peak {_fmt(peak)}", peak is not None and limit is not None and peak < limit, PLATFORM)
         out += [
-            Criterion(t, f"account concurrency reaches the limit ({_fmt(limit)})", f"peak {_fmt(peak)}",
-                      peak is not None and limit is not None and peak >= limit, PLATFORM),
+            at_limit,
             Criterion(t, "dead-lettered > 0", _fmt(o.dead_lettered), o.dead_lettered > 0, LEDGER),
         ]
     return out
@@ -159,13 +182,14 @@ def _flow_control(o: Outcome, esm_max_concurrency: float) -> list[Criterion]:
 
 
 def judge(
-    nfc: Outcome | None, fc: Outcome | None, esm_max_concurrency: float = 10, profile: str | None = None
+    nfc: Outcome | None, fc: Outcome | None, esm_max_concurrency: float = 10, profile: str | None = None,
+    expected_nfc: Outcome | None = None,
 ) -> list[Criterion]:
     out: list[Criterion] = []
     if nfc is None:
         out.append(Criterion(NFC, "topology measured", "absent", False))
     else:
-        out += _no_flow_control(nfc, fc, profile)
+        out += _no_flow_control(nfc, fc, profile, expected_nfc)
     if fc is None:
         out.append(Criterion(FC, "topology measured", "absent", False))
     else:
@@ -179,14 +203,20 @@ def check(
     account_limit: float | None,
     esm_max_concurrency: float = 10,
     profile: str | None = None,
+    sim: Simulation | None = None,
+    sim_account_limit: float | None = None,
 ) -> list[Criterion]:
     f = figures or Figures()
     nfc, fc = results.get(NFC), results.get(FC)
+    expected = None
+    if sim is not None:
+        expected = simulated(sim.no_flow_control, sim_account_limit if sim_account_limit is not None else account_limit or 0)
     return judge(
         measured(nfc, f, account_limit) if nfc else None,
         measured(fc, f, account_limit) if fc else None,
         esm_max_concurrency,
         profile,
+        expected,
     )
 
 
@@ -194,12 +224,8 @@ def predict(
     sim: Simulation, account_limit: float, esm_max_concurrency: float = 10, profile: str | None = None
 ) -> list[Criterion]:
     """The verdict the simulated run would get: said before the load, so a run is not a surprise."""
-    criteria = judge(
-        simulated(sim.no_flow_control, account_limit),
-        simulated(sim.flow_control, account_limit),
-        esm_max_concurrency,
-        profile,
-    )
+    expected = simulated(sim.no_flow_control, account_limit)
+    criteria = judge(expected, simulated(sim.flow_control, account_limit), esm_max_concurrency, profile, expected)
     return [Criterion(c.topology, c.name, c.measured, c.ok, SIMULATION) for c in criteria]
 
 

@@ -161,3 +161,25 @@ def test_the_articles_own_account_gives_its_graphs_and_still_no_60_percent_colla
     assert nfc.lowest_delivery_success is not None and nfc.lowest_delivery_success < 0.3
     assert nfc.dead_lettered > 1000
     assert nfc.actual_success is not None and 0.6 < nfc.actual_success < 0.95
+
+
+def test_at_the_articles_account_the_verdict_asks_for_no_throttles_as_simulated():
+    # Whether the account reaches its limit depends on the limit. At 1,000 the simulated storm
+    # stays below it, so a run that throttles (the emulator stretching invocations) is flagged,
+    # and one that matches the simulation is not failed for lacking throttles.
+    from report.verdict import Outcome, judge, simulated
+
+    sim = simulate(inputs(phases=SEED_PHASES, account_limit=1000))
+    criteria = predict(sim, 1000, 10, "seed")
+    assert reproduced(criteria), [c for c in criteria if not c.ok]
+    names = {c.name for c in criteria}
+    assert "Lambda throttles = 0 (the simulated account stays below its limit)" in names
+    assert "account concurrency stays below the limit (1000), as simulated" in names
+    expected = simulated(sim.no_flow_control, 1000)
+    stormy = Outcome(**{**expected.__dict__, "throttles": 10434, "peak_account_concurrency": 1000})
+    judged = {c.name: c.ok for c in judge(stormy, simulated(sim.flow_control, 1000), 10, "seed", expected)}
+    assert judged["Lambda throttles = 0 (the simulated account stays below its limit)"] is False
+    assert judged["account concurrency stays below the limit (1000), as simulated"] is False
+    # at the lab's default limit the storm reaches it: the criteria are the article's storm
+    names_400 = {c.name for c in predict(simulate(inputs(phases=SEED_PHASES)), 400, 10, "seed")}
+    assert "Lambda throttles > 0" in names_400 and "account concurrency reaches the limit (400)" in names_400
