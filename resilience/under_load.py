@@ -18,10 +18,10 @@ report's ledger is read per topology:
 
 A fault passes when, in every topology, the fault took effect (injected, killed or throttled,
 counted), lost is 0 and decidable, and accepted = delivered + dead-lettered + in flight.
-Duplicates are counted, not failures: at-least-once delivery makes them. Each run's report is
-`reports/<run>/report.md` (the ledger is in it); the table of all of them goes to
-`reports/faults-<time>.md`. Exit status: 0 all passed, 1 a fail, 2 bad input or no run, 130
-interrupted (every fault is reverted first; fault documents also carry an expiry).
+Duplicates are counted, not failures: at-least-once delivery makes them. Everything goes to
+`reports/faults-<time>/`: each run's folder with its report (the ledger is in it), and
+`summary.md` (+ `.json`), the table of all of them. Exit status: 0 all passed, 1 a fail, 2 bad
+input, 130 interrupted (every fault is reverted first; fault documents also carry an expiry).
 """
 
 from __future__ import annotations
@@ -313,7 +313,7 @@ def run_fault(fault: Fault, endpoints: Endpoints, lab: Lab, args: argparse.Names
             with applied(fault, lab, endpoints, run):
                 time.sleep(fault.hold_s)
 
-        code, folder = run_load(args.profile, args.profiles_file, args.endpoints, args.reports, schedule)
+        code, folder = run_load(args.profile, args.profiles_file, args.endpoints, args.session, schedule)
         if folder is None or code not in (0, 1):  # Locust exits 1 when a request failed: still a run
             run.error = f"the load did not run to its end (exit {code})"
             return run
@@ -349,13 +349,11 @@ def table(runs: list[FaultRun]) -> str:
 
 
 def write_summary(runs: list[FaultRun], args: argparse.Namespace) -> Path:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    path = args.reports / f"faults-{stamp}.md"
-    args.reports.mkdir(parents=True, exist_ok=True)
-    lines = [f"# Faults under load, {stamp}", "",
+    path = args.session / "summary.md"
+    lines = [f"# Faults under load, {args.session.name.removeprefix('faults-')}", "",
              f"Profile `{args.profile}` on both topologies; each fault from {args.start:g} s into its own load.", ""]
     lines += [f"- **{run.fault.name}** ({run.fault.hold_s:g} s): {run.fault.what}; report: "
-              f"{run.report.relative_to(args.reports) if run.report else '-'}" for run in runs]
+              f"{run.report.relative_to(args.session) if run.report else '-'}" for run in runs]
     lines += ["", table(runs), ""]
     path.write_text("\n".join(lines))
     (path.with_suffix(".json")).write_text(json.dumps([
@@ -411,6 +409,11 @@ def main(argv: list[str] | None = None) -> int:
     except (LabError, LabNotUp) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    # every run folder of this session in a folder of its own: the load names its run folder, and
+    # another load writing beside it (a second lab) must not be taken for this one
+    args.session = args.reports / f"faults-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}"
+    args.session.mkdir(parents=True)
+    say(f"reports in {args.session}")
     runs: list[FaultRun] = []
     with signals_raise():
         try:

@@ -63,7 +63,8 @@ def test_every_fault_under_load_ends_with_every_order_counted(tmp_path: Path):
         print(out[-8000:])
         assert run.returncode == 0, out[-4000:]
 
-        summary = json.loads(next(reports.glob("faults-*.json")).read_text())
+        session = next(reports.glob("faults-*"))
+        summary = json.loads((session / "summary.json").read_text())
         assert [entry["fault"] for entry in summary] == list(FAULTS)
         for entry in summary:
             assert entry["passed"], entry
@@ -82,7 +83,7 @@ def test_every_fault_under_load_ends_with_every_order_counted(tmp_path: Path):
             # each fault's run has its own report, with the ledger and the fault's criteria in it
             report = Path(entry["report"]).read_text()
             assert f"{entry['fault']}: no order lost" in report
-        table = next(reports.glob("faults-*.md")).read_text()
+        table = (session / "summary.md").read_text()
         assert table.count("| PASS |") == 2 * len(FAULTS)
     finally:
         down = _make(env, "down", timeout=300)
