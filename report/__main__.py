@@ -72,14 +72,12 @@ def main(argv: list[str] | None = None) -> int:
             from report.collect import DEFAULT_SETTLE_SECONDS
             from report.runs import resolve
 
-            from report.runs import turns
+            from report.runs import run_order, turns
 
             window = resolve(args.run, args.start, args.end, args.profile)
             windows = turns(window.folder) if args.start is None else None
             path, _ = build_mod.build(endpoints, window, args.out, args.settle or DEFAULT_SETTLE_SECONDS,
-                                      windows=windows,
-                                      run_order=["in turns (a run of `make experiment`; its reason is in the first "
-                                                 "report it wrote)"] if windows else None)
+                                      windows=windows, run_order=run_order(window.folder) if windows else None)
             print(path)
             return 0
         if args.command == "experiment":

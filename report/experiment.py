@@ -11,6 +11,7 @@ depend on Prometheus; Prometheus (when up) adds the plots.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import time
@@ -148,17 +149,33 @@ class Drainer:
             time.sleep(2.0)
 
 
+# the load's first line names its run folder (load/cli.py): "load: profile ...; reports in <folder>"
+_REPORTS_IN = re.compile(r"^load: profile .*; reports in (.+?)\s*$")
+
+
 def run_load(
     profile: str, reports: Path, endpoints_file: Path | None = None, topology: str = "both",
 ) -> tuple[int, Path | None, float, float]:
+    """Runs one load to its end, its output passed through; (exit, its run folder, start, end).
+
+    The folder is the one the load names in its output: `reports/` is shared, and another load
+    started meanwhile (another person's, on their own lab) makes a folder there too."""
     before = {p.name for p in reports.glob("*")} if reports.exists() else set()
     start = time.time()
     command = [sys.executable, "-m", "load", "run", "--profile", profile, "--topology", topology]
     if endpoints_file is not None:
         command += ["--endpoints", str(endpoints_file)]
     say(f"load: {' '.join(command[1:])}")
-    process = subprocess.Popen(command, cwd=REPO_ROOT)
+    named: Path | None = None
+    process = subprocess.Popen(command, cwd=REPO_ROOT, stdout=subprocess.PIPE, text=True, bufsize=1)
     try:
+        assert process.stdout is not None
+        for line in process.stdout:
+            sys.stdout.write(line)
+            sys.stdout.flush()
+            match = _REPORTS_IN.match(line)
+            if match and named is None:
+                named = Path(match.group(1))
         code = process.wait()
     except KeyboardInterrupt:
         # Ctrl-C reached the load (same process group) too; let it write its reports.
@@ -168,7 +185,10 @@ def run_load(
             process.terminate()
             process.wait(timeout=30)
     end = time.time()
-    new = sorted(p for p in reports.glob("*") if p.is_dir() and p.name not in before)
+    if named is not None and named.is_dir():
+        return code, named, start, end
+    # an older load that does not name its folder: the newest new one of this profile and topology
+    new = sorted(p for p in reports.glob(f"*-{profile}-{topology}") if p.is_dir() and p.name not in before)
     return code, (new[-1] if new else None), start, end
 
 
@@ -192,6 +212,7 @@ def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str) -> 
     if work and NFC in endpoints.topologies:
         try:
             cost = measure(endpoints, endpoints.topology(NFC), say)
+            say(f"calibration: {cost.source}")
         except CalibrationError as error:
             say(f"calibration failed ({error}): the run order is not measured")
     limit = prev.inputs.account_limit if prev is not None else None
@@ -287,7 +308,7 @@ def experiment(
     windows = None
     if decision.in_turns:
         windows = {t.topology: from_folder(t.folder) for t in turns if t.folder is not None}
-        window = from_folder(combined_folder(profile, windows))
+        window = from_folder(combined_folder(profile, windows, run_order=[decision.reason]))
     else:
         window = from_folder(turns[0].folder)
     path, data = build_mod.build(
@@ -309,7 +330,9 @@ def experiment(
     return 0 if ok else 1
 
 
-def combined_folder(profile: str, windows: dict[str, RunWindow], reports: Path = REPORTS_DIR) -> Path:
+def combined_folder(
+    profile: str, windows: dict[str, RunWindow], reports: Path = REPORTS_DIR, run_order: list[str] | None = None,
+) -> Path:
     """The folder of a run in turns: its report, and a phases.json naming each turn's own folder
     (`report.runs.turns` reads it back, so `make report` rebuilds it the same way)."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(max(w.end for w in windows.values())))
@@ -327,6 +350,7 @@ def combined_folder(profile: str, windows: dict[str, RunWindow], reports: Path =
         "started_at": min(w.start for w in windows.values()),
         "ended_at": max(w.end for w in windows.values()),
         "turns": {name: w.folder.name for name, w in windows.items()},
+        "run_order": list(run_order or []),  # why in turns: a rebuilt report says it again
         "phases": phases,
     }, indent=2) + "\n")
     return folder

@@ -135,3 +135,12 @@ def turns(folder: Path) -> dict[str, RunWindow] | None:
     if not isinstance(named, dict) or not named:
         return None
     return {topology: from_folder(folder.parent / name) for topology, name in named.items()}
+
+
+def run_order(folder: Path) -> list[str]:
+    """Why a run in turns ran so, as `make experiment` recorded it beside the turns."""
+    try:
+        lines = json.loads((folder / "phases.json").read_text()).get("run_order")
+    except (OSError, json.JSONDecodeError, AttributeError):
+        return []
+    return [str(line) for line in lines] if isinstance(lines, list) else []

@@ -51,9 +51,9 @@ def lab(localstack, tmp_path_factory):
         prometheus.stop()
 
 
-@pytest.mark.timeout(900)
-def test_experiment_in_turns_runs_each_topology_alone_and_overlays_them(lab):
-    endpoints, endpoints_file, folder = lab
+def experiment(lab, order: str) -> str:
+    """`python -m report experiment` on the test's lab with its short profile; its output."""
+    _endpoints, endpoints_file, folder = lab
     profiles = folder / "profiles.toml"
     profiles.write_text(PROFILES)
     env = {
@@ -66,13 +66,27 @@ def test_experiment_in_turns_runs_each_topology_alone_and_overlays_them(lab):
     }
     run = subprocess.run(
         [sys.executable, "-m", "report", "--endpoints", str(endpoints_file), "experiment", "--profile", PROFILE,
-         "--order", "in-turns", "--quiet", "20", "--drain-timeout", "240"],
+         "--order", order, "--quiet", "20", "--drain-timeout", "240"],
         cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=840, stdin=subprocess.DEVNULL,
     )
     out = run.stdout + run.stderr
     print("\n".join(l for l in out.splitlines() if l.startswith("experiment: ")))  # the check's figures
     # a verdict either way (this gentle load reproduces no storm); 2 would be "could not run"
     assert run.returncode in (0, 1), out[-3000:]
+    return out
+
+
+def written_by(out: str) -> tuple[Path, list[Path]]:
+    """The report the experiment wrote, and every run folder it made under reports/."""
+    report = Path(re.search(r"report: (\S+/report\.md)", out).group(1))
+    report = report if report.is_absolute() else REPO_ROOT / report
+    phases = json.loads((report.parent / "phases.json").read_text())
+    return report, [report.parent, *(report.parent.parent / own for own in (phases.get("turns") or {}).values())]
+
+
+@pytest.mark.timeout(900)
+def test_experiment_in_turns_runs_each_topology_alone_and_overlays_them(lab):
+    out = experiment(lab, "in-turns")
 
     # the check was measured on this machine and printed with its figures, then overridden
     line = next(l for l in out.splitlines() if l.startswith("experiment: run order: "))
@@ -89,10 +103,8 @@ def test_experiment_in_turns_runs_each_topology_alone_and_overlays_them(lab):
     assert out.index("turn 1/2: no-flow-control alone") < out.index("turn 2/2: flow-control alone")
     assert out.count("draining") >= 2
 
-    report = Path(re.search(r"report: (\S+/report\.md)", out).group(1))
-    report = report if report.is_absolute() else REPO_ROOT / report
+    report, written = written_by(out)
     phases = json.loads((report.parent / "phases.json").read_text())
-    written = [report.parent, *(report.parent.parent / own for own in phases["turns"].values())]
     try:
         text = report.read_text()
         summary = json.loads((report.parent / "report.json").read_text())
@@ -119,4 +131,27 @@ def test_experiment_in_turns_runs_each_topology_alone_and_overlays_them(lab):
         assert re.search(r"\| flow-control \| delivery concurrency <= 10 \| [^|]+ \| peak [1-9]", text), text[:3000]
     finally:
         for own in written:  # the run folders this test's experiment wrote under reports/
+            shutil.rmtree(own, ignore_errors=True)
+
+
+@pytest.mark.timeout(900)
+def test_experiment_side_by_side_when_asked_runs_both_at_once_on_one_clock(lab):
+    out = experiment(lab, "side-by-side")
+    line = next(l for l in out.splitlines() if l.startswith("experiment: run order: "))
+    assert line.startswith("experiment: run order: side by side (EXPERIMENT_ORDER=side-by-side")
+    assert re.search(r"measured \d+\.\d ms per Lambda invocation", line)
+    loads = re.findall(r"experiment: load: -m load run --profile \S+ --topology (\S+)", out)
+    assert loads == ["both"], loads
+    assert "turn 1/2" not in out
+    report, written = written_by(out)
+    try:
+        text = report.read_text()
+        summary = json.loads((report.parent / "report.json").read_text())
+        sent = json.loads((report.parent / "phases.json").read_text())["phases"]
+        assert summary["order"] == "side-by-side" and "load_started" not in summary
+        assert "**Side by side**" in text and "**In turns**" not in text
+        for name in ("no-flow-control", "flow-control"):
+            assert summary["topologies"][name]["accepted"] == sum(r["sent"] for r in sent if r["topology"] == name)
+    finally:
+        for own in written:
             shutil.rmtree(own, ignore_errors=True)

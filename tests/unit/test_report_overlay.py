@@ -7,12 +7,12 @@ import json
 from pathlib import Path
 
 from report import overlay
-from report.experiment import combined_folder
+from report.experiment import _REPORTS_IN, combined_folder
 from report.figures import Figures
 from report.panels import with_gaps
 from report.prom import Series
 from report.render import ReportData, render
-from report.runs import RunWindow, from_folder, turns
+from report.runs import RunWindow, from_folder, run_order, turns
 
 NFC_START, NFC_END = 1_800_000_000.0, 1_800_000_320.0
 FC_START, FC_END = 1_800_000_900.0, 1_800_001_220.0  # after the first turn's drain
@@ -84,15 +84,25 @@ def test_the_run_folder_names_its_turns_and_reads_them_back(tmp_path: Path):
         (window.folder / "phases.json").write_text(json.dumps({
             "run_id": window.run_id, "profile": "smoke", "started_at": window.start, "ended_at": window.end,
             "phases": [{"topology": name, "sent": 100, "failed": 0}]}))
-    folder = combined_folder("smoke", w, reports=tmp_path)
+    folder = combined_folder("smoke", w, reports=tmp_path, run_order=["in turns: needs 2.1 cores"])
     assert folder.name.endswith("-smoke-in-turns")
     whole = from_folder(folder)
     assert (whole.start, whole.end, whole.profile, whole.run_id) == (NFC_START, FC_END, "smoke", None)
     back = turns(folder)
     assert {n: (t.start, t.end, t.run_id) for n, t in back.items()} == {n: (t.start, t.end, t.run_id) for n, t in w.items()}
     assert [row["topology"] for row in json.loads((folder / "phases.json").read_text())["phases"]] == list(w)
+    # why it ran in turns, for a report rebuilt later (`make report`)
+    assert run_order(folder) == ["in turns: needs 2.1 cores"]
     # a run of both at once names no turns
     assert turns(w["no-flow-control"].folder) is None
+    assert run_order(w["no-flow-control"].folder) == []
+
+
+def test_the_experiment_takes_the_run_folder_the_load_names():
+    # the line load/cli.py prints first: reports/ is shared, so the folder is read from it
+    line = "load: profile smoke (5.3 min), flow-control; reports in /work/my lab/reports/20261203T175327Z-smoke-flow-control\n"
+    assert _REPORTS_IN.match(line).group(1) == "/work/my lab/reports/20261203T175327Z-smoke-flow-control"
+    assert _REPORTS_IN.match("[   5s/320s] phase 1/4 'warm up' target 2.00 req/s\n") is None
 
 
 def test_the_report_says_the_topologies_ran_in_turns_and_why(tmp_path: Path):
