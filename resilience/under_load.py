@@ -42,6 +42,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from botocore.exceptions import BotoCoreError, ClientError
+
 from lab_platform.executor.environments import environments
 from labctl import mode as lab_mode
 from labctl import processes
@@ -52,7 +54,7 @@ from report.endpoints import ENDPOINTS_FILE, Endpoints, LabNotUp
 from report.endpoints import load as load_endpoints
 from report.experiment import Drainer, _wait_first_sample
 from report.figures import PlatformSampler, scrape
-from report.runs import REPORTS_DIR, from_folder
+from report.runs import REPORTS_DIR, RunError, from_folder
 from report.verdict import Criterion
 from resilience import kill_switch
 from resilience.experiments_model import Condition
@@ -322,9 +324,12 @@ def run_fault(fault: Fault, endpoints: Endpoints, lab: Lab, args: argparse.Names
             say(f"{fault.name}: drain timed out: what is still queued is counted in flight")
     finally:
         figures = sampler.stop()
-    path, data = build_mod.build(endpoints, from_folder(folder), settle_seconds=args.quiet, sampled=figures,
-                                 criteria_fn=lambda data, _live: run.record(data))
-    run.report = path
+    try:
+        run.report, _ = build_mod.build(endpoints, from_folder(folder), settle_seconds=args.quiet, sampled=figures,
+                                        criteria_fn=lambda data, _live: run.record(data))
+    except (RunError, BotoCoreError, ClientError, OSError) as exc:
+        # this fault's verdict is "no ledger"; the next fault still runs
+        run.error = f"no report for {folder.name}: {type(exc).__name__}: {exc}"
     return run
 
 
