@@ -78,5 +78,5 @@ verify: venv ## run the continuous-verification experiments against the running 
 	@$(PY) -m resilience.verify
 
 FAULTS ?= crash,sigkill,courier-down,kill-switch
-verify-load: venv ## faults during a smoke load on both topologies, each with its ledger; fails if an order is lost (FAULTS=...; 45 min)
+verify-load: venv ## faults during a smoke load on both topologies, each with its ledger; fails if an order is lost (FAULTS=...; 75 min)
 	@$(PY) -m resilience.under_load --faults $(FAULTS) --profile $(EXPERIMENT_PROFILE)
