@@ -86,7 +86,11 @@ def _prometheus_series(port: str) -> str:
 def test_make_experiment_from_a_stopped_lab_then_the_workshop_commands(tmp_path: Path):
     ports = {key: str(free_port()) for key in PORT_KEYS}
     state = tmp_path / "lab"
-    env = {**os.environ, **ports, "LAB_MODE": "host", "LAB_STATE_DIR": str(state)}
+    # Side by side, forced: whether `auto` runs the topologies in turns depends on what else the
+    # machine is doing at that minute, and in turns doubles this test's 20 minutes; the choice
+    # itself is tests/integration/test_experiment_in_turns.py's.
+    env = {**os.environ, **ports, "LAB_MODE": "host", "LAB_STATE_DIR": str(state),
+           "EXPERIMENT_ORDER": "side-by-side"}
     try:
         run = _make(env, "experiment", timeout=2700)
         out = run.stdout + run.stderr
