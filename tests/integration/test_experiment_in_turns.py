@@ -20,12 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from bootstrap.provision import provision_all
-from labctl.settings import REPO_ROOT, Settings
-from report import endpoints as ep
+from labctl.settings import REPO_ROOT
 from report.calibrate import machine_cores
-from tests.support import prometheus as prom_support
 from tests.support.localstack import free_port
+from tests.support.provisioned import provisioned_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -40,15 +38,8 @@ phases = [{{ name = "steady", duration = 15, rate = 3 }}]
 @pytest.fixture(scope="module")
 def lab(localstack, tmp_path_factory):
     folder = tmp_path_factory.mktemp("turns-lab")
-    endpoints_file = folder / "endpoints.json"
-    data = provision_all(localstack.url, Settings.load(), endpoints_file=None)
-    prometheus = prom_support.start({"localstack": [localstack.url.removeprefix("http://")]})
-    try:
-        data["prometheus_url"] = prometheus.url
-        endpoints_file.write_text(json.dumps(data, indent=2))
-        yield ep.load(endpoints_file), endpoints_file, folder
-    finally:
-        prometheus.stop()
+    with provisioned_lab(localstack.url, folder) as (endpoints, endpoints_file):
+        yield endpoints, endpoints_file, folder
 
 
 def experiment(lab, order: str) -> str:

@@ -19,15 +19,14 @@ from pathlib import Path
 import pytest
 import requests
 
-from bootstrap.provision import provision_all
 from bootstrap.topology import EVENT_BUS, RULE
-from labctl.settings import REPO_ROOT, Settings
+from labctl.settings import REPO_ROOT
 from report import build as build_mod
 from report import endpoints as ep
 from report.aws_state import client, scan_deliveries
 from report.logs import fetch_group
 from report.runs import RunWindow
-from tests.support import prometheus as prom_support
+from tests.support.provisioned import provisioned_lab
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -37,16 +36,8 @@ ORDERS_PER_TOPOLOGY = 10
 @pytest.fixture(scope="module")
 def lab(localstack, tmp_path_factory):
     """Provisioned topologies, an endpoints file of their own, and a Prometheus scraping them."""
-    folder = tmp_path_factory.mktemp("report-lab")
-    endpoints_file = folder / "endpoints.json"
-    data = provision_all(localstack.url, Settings.load(), endpoints_file=None)
-    prometheus = prom_support.start({"localstack": [localstack.url.removeprefix("http://")]})
-    try:
-        data["prometheus_url"] = prometheus.url
-        endpoints_file.write_text(json.dumps(data, indent=2))
-        yield ep.load(endpoints_file), endpoints_file
-    finally:
-        prometheus.stop()
+    with provisioned_lab(localstack.url, tmp_path_factory.mktemp("report-lab")) as (endpoints, endpoints_file):
+        yield endpoints, endpoints_file
 
 
 def post_order(topology: ep.Topology, order_id: str) -> str:
