@@ -15,10 +15,11 @@ from labctl.settings import STATE_DIR, Settings
 HEALTH_PATH = "/_localstack/health"
 # The services the lab uses (fewer services, faster start); `.env`'s LAB_LOCALSTACK_SERVICES, which
 # compose reads too, names them. CloudFormation and S3 are there so a user's own SAM or
-# CloudFormation app deploys into the lab (issue #18).
+# CloudFormation app deploys into the lab (issue #18), Resource Groups for the group `sam init`'s
+# templates declare (the seed repository's).
 SERVICES = (
     "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts,"
-    "cloudformation,s3"
+    "cloudformation,s3,resource-groups"
 )
 
 
