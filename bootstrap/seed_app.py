@@ -18,8 +18,9 @@ Two steps the seed's own README does by hand or with tools the lab does not carr
   export PATH="$(.venv/bin/python -m bootstrap.seed_app runtime-path):$PATH"
   .venv/bin/python -m bootstrap.seed_app configure --stack-name sls-observe
 
-The endpoint and account come from the usual variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID,
-AWS_DEFAULT_REGION or --region).
+The endpoint and account come from the usual variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID); the
+region is the seed's, ap-southeast-2 (its samconfig.toml deploys there whatever AWS_DEFAULT_REGION
+says, and its delivery function reads the secret there), or --region.
 """
 
 from __future__ import annotations
@@ -124,7 +125,7 @@ def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, s
               region: str | None) -> tuple[str, str]:
     import boto3
 
-    session = boto3.session.Session(region_name=region or os.environ.get("AWS_DEFAULT_REGION"))
+    session = boto3.session.Session(region_name=region)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     cfn = session.client("cloudformation", endpoint_url=endpoint)
     resources = {r["LogicalResourceId"]: r for r in
@@ -136,11 +137,18 @@ def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, s
                   if k.startswith(api_logical_id) and r["ResourceType"] == "AWS::ApiGateway::ApiKey")
     apigw = session.client("apigateway", endpoint_url=endpoint)
     api_key = apigw.get_api_key(apiKey=key_id, includeValue=True)["value"]
-    # The URL a function reaches the lab's API Gateway at: LocalStack's path form of an invoke URL
-    # (https://{api}.execute-api.{region}.amazonaws.com/{stage} on AWS).
-    base = (endpoint or f"https://{api_id}.execute-api.{session.region_name}.amazonaws.com").rstrip("/")
-    url = (f"{base}/_aws/execute-api/{api_id}/{stage}{path}" if endpoint
-           else f"{base}/{stage}{path}")
+    # The URL the delivery function reaches the courier at: LocalStack's path form of an invoke URL
+    # (https://{api}.execute-api.{region}.amazonaws.com/{stage} on AWS), with LocalStack's URL as a
+    # function sees it (compose mode: 4566 inside the container, whatever port the host maps).
+    if endpoint:
+        from bootstrap.provision import function_side_url
+        from labctl.settings import Settings
+
+        base = endpoint.rstrip("/")
+        url = f"{function_side_url(base, Settings.load())}/_aws/execute-api/{api_id}/{stage}{path}"
+    else:
+        base = f"https://{api_id}.execute-api.{session.region_name}.amazonaws.com"
+        url = f"{base}/{stage}{path}"
     session.client("ssm", endpoint_url=endpoint).put_parameter(
         Name=parameter, Value=url, Type="String", Overwrite=True)
     session.client("secretsmanager", endpoint_url=endpoint).put_secret_value(
@@ -173,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     conf.add_argument("--path", default="/slow")
     conf.add_argument("--parameter", default="/sls-observe/delivery/endpoint")
     conf.add_argument("--secret", default="/sls-observe/delivery/api-key")
-    conf.add_argument("--region", default=None)
+    conf.add_argument("--region", default="ap-southeast-2",
+                      help="the seed's samconfig.toml region, which its delivery code also names")
     args = parser.parse_args(argv)
     if args.command == "requirements":
         return 0 if requirements(args.app_dir) else 1

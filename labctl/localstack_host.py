@@ -38,6 +38,10 @@ def lab_settings(settings: Settings) -> dict[str, str]:
         "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
         "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
         "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+        # A stack's resource types LocalStack has no provider for (the seed's
+        # AWS::ApplicationInsights::Application, a monitoring add-on) are skipped with a warning
+        # instead of failing the stack; 4.14 does so by default and says later releases will not.
+        "CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES": "1",
     }
 
 
