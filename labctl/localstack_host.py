@@ -15,10 +15,11 @@ from labctl.settings import STATE_DIR, Settings
 HEALTH_PATH = "/_localstack/health"
 # The services the lab uses (fewer services, faster start); `.env`'s LAB_LOCALSTACK_SERVICES, which
 # compose reads too, names them. CloudFormation and S3 are there so a user's own SAM or
-# CloudFormation app deploys into the lab (issue #18).
+# CloudFormation app deploys into the lab (issue #18), Resource Groups for the group `sam init`'s
+# templates declare (the seed repository's).
 SERVICES = (
     "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts,"
-    "cloudformation,s3"
+    "cloudformation,s3,resource-groups"
 )
 
 
@@ -37,6 +38,10 @@ def lab_settings(settings: Settings) -> dict[str, str]:
         "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
         "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
         "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+        # A stack's resource types LocalStack has no provider for (the seed's
+        # AWS::ApplicationInsights::Application, a monitoring add-on) are skipped with a warning
+        # instead of failing the stack; 4.14 does so by default and says later releases will not.
+        "CFN_IGNORE_UNSUPPORTED_RESOURCE_TYPES": "1",
     }
 
 

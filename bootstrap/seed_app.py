@@ -1,0 +1,197 @@
+"""Bring the seed repository (walmsles/serverless-observability) into the lab unchanged (issue #18).
+
+Two steps the seed's own README does by hand or with tools the lab does not carry:
+
+  requirements APP_DIR   what the seed's `make deps` does with Poetry (`poetry export --with=GROUP`
+                         into services/GROUP/requirements.txt, files its .gitignore ignores), read
+                         from its committed poetry.lock, so `sam build` packages Powertools, requests
+                         and tenacity. No Poetry needed; nothing tracked in the seed changes.
+  configure              what the seed's README "First Time Install" step 4 does in the console:
+                         the courier API's invoke URL (+ /slow) into the SSM parameter
+                         /sls-observe/delivery/endpoint and its API key's value into the secret
+                         /sls-observe/delivery/api-key, both read from the deployed stack.
+
+  runtime-path           a folder of pythonX.Y links, the interpreters the lab runs each runtime on
+                         (python3.9 from pyenv here), for `sam build`'s PATH.
+
+  .venv/bin/python -m bootstrap.seed_app requirements /path/to/seed
+  export PATH="$(.venv/bin/python -m bootstrap.seed_app runtime-path):$PATH"
+  .venv/bin/python -m bootstrap.seed_app configure --stack-name sls-observe
+
+The endpoint and account come from the usual variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID); the
+region is the seed's, ap-southeast-2 (its samconfig.toml deploys there whatever AWS_DEFAULT_REGION
+says, and its delivery function reads the secret there), or --region.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tomllib
+from pathlib import Path
+
+from packaging.markers import Marker
+from packaging.requirements import Requirement
+
+
+def _norm(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def _dep_specs(spec) -> list[tuple[list[str], str | None]]:
+    """A lock's dependency value: "1.0", {version, markers, extras, optional} or a list of them."""
+    items = spec if isinstance(spec, list) else [spec]
+    out = []
+    for item in items:
+        if isinstance(item, str):
+            out.append(([], None))
+        elif not item.get("optional"):
+            out.append((list(item.get("extras", [])), item.get("markers")))
+    return out
+
+
+def export_group(pyproject: dict, lock: dict, group: str, python: str = "3.9") -> list[str]:
+    """`poetry export --without-hashes --with=GROUP`: main's and GROUP's dependencies, transitively,
+    pinned to the lock's versions; dependencies whose markers exclude `python` are left out."""
+    packages = {_norm(p["name"]): p for p in lock["package"]}
+    poetry = pyproject["tool"]["poetry"]
+    roots = dict(poetry.get("dependencies", {}))
+    roots.update(poetry.get("group", {}).get(group, {}).get("dependencies", {}))
+    env = {"python_version": python, "python_full_version": f"{python}.0", "sys_platform": "linux",
+           "platform_system": "Linux", "platform_machine": "aarch64", "implementation_name": "cpython",
+           "platform_python_implementation": "CPython", "os_name": "posix"}
+    wanted: dict[str, None] = {}
+    todo = [(name, extras, markers) for name, spec in roots.items() if name != "python"
+            for extras, markers in _dep_specs(spec)]
+    seen: set[tuple[str, tuple[str, ...]]] = set()
+    while todo:
+        name, extras, markers = todo.pop()
+        if markers and not Marker(markers).evaluate(env):
+            continue
+        key = (_norm(name), tuple(sorted(extras)))
+        if key in seen:
+            continue
+        seen.add(key)
+        package = packages.get(key[0])
+        if package is None:
+            raise SystemExit(f"[seed-app] {name} is not in poetry.lock: run `poetry lock` in the seed")
+        wanted[key[0]] = None
+        for dep, spec in package.get("dependencies", {}).items():
+            todo += [(dep, e, m) for e, m in _dep_specs(spec)]
+        for extra in extras:
+            for requirement in package.get("extras", {}).get(extra, []):
+                req = Requirement(requirement)  # "name (>=1,<2)": PEP 508 allows the parentheses
+                todo.append((req.name, list(req.extras), str(req.marker) if req.marker else None))
+    return sorted(f"{packages[n]['name']}=={packages[n]['version']}" for n in wanted)
+
+
+def requirements(app_dir: Path) -> list[Path]:
+    """One requirements.txt per services/GROUP folder whose name is a Poetry group, as make-deps.sh."""
+    pyproject = tomllib.loads((app_dir / "pyproject.toml").read_text())
+    lock = tomllib.loads((app_dir / "poetry.lock").read_text())
+    groups = pyproject["tool"]["poetry"].get("group", {})
+    written = []
+    for folder in sorted((app_dir / "services").iterdir()):
+        if not folder.is_dir() or folder.name == "__pycache__" or folder.name not in groups:
+            continue
+        lines = export_group(pyproject, lock, folder.name)
+        if not lines:
+            continue
+        target = folder / "requirements.txt"
+        target.write_text("".join(f"{line}\n" for line in lines))
+        written.append(target)
+        print(f"[seed-app] {target.relative_to(app_dir)}: {', '.join(lines)}")
+    return written
+
+
+def runtime_path(folder: Path) -> Path:
+    """A folder of `pythonX.Y` links to the interpreters the lab's executor runs each runtime on, for
+    PATH: `sam build` looks for the function's runtime there (a pyenv shim of a version that is not
+    selected does not answer), and so builds on the Python the function will run on."""
+    from lab_platform.executor.interpreters import served
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for runtime, interpreter in served().items():
+        link = folder / runtime
+        if link.is_symlink() or link.exists():
+            link.unlink()
+        if interpreter is not None and not interpreter.substitute:
+            link.symlink_to(interpreter.path)
+    return folder
+
+
+def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, secret: str,
+              region: str | None) -> tuple[str, str]:
+    import boto3
+
+    session = boto3.session.Session(region_name=region)
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    cfn = session.client("cloudformation", endpoint_url=endpoint)
+    resources = {r["LogicalResourceId"]: r for r in
+                 cfn.describe_stack_resources(StackName=stack_name)["StackResources"]}
+    api_id = resources[api_logical_id]["PhysicalResourceId"]
+    stage = next(r["PhysicalResourceId"] for k, r in resources.items()
+                 if k.startswith(api_logical_id) and r["ResourceType"] == "AWS::ApiGateway::Stage")
+    key_id = next(r["PhysicalResourceId"] for k, r in resources.items()
+                  if k.startswith(api_logical_id) and r["ResourceType"] == "AWS::ApiGateway::ApiKey")
+    apigw = session.client("apigateway", endpoint_url=endpoint)
+    api_key = apigw.get_api_key(apiKey=key_id, includeValue=True)["value"]
+    # The URL the delivery function reaches the courier at: LocalStack's path form of an invoke URL
+    # (https://{api}.execute-api.{region}.amazonaws.com/{stage} on AWS), with LocalStack's URL as a
+    # function sees it (compose mode: 4566 inside the container, whatever port the host maps).
+    if endpoint:
+        from bootstrap.provision import function_side_url
+        from labctl.settings import Settings
+
+        base = endpoint.rstrip("/")
+        url = f"{function_side_url(base, Settings.load())}/_aws/execute-api/{api_id}/{stage}{path}"
+    else:
+        base = f"https://{api_id}.execute-api.{session.region_name}.amazonaws.com"
+        url = f"{base}/{stage}{path}"
+    session.client("ssm", endpoint_url=endpoint).put_parameter(
+        Name=parameter, Value=url, Type="String", Overwrite=True)
+    session.client("secretsmanager", endpoint_url=endpoint).put_secret_value(
+        SecretId=secret, SecretString=api_key)
+    print(f"[seed-app] {parameter} = {url}")
+    # The notify API (SAM's implicit ServerlessRestApi): the base URL the seed's artillery file
+    # posts /notify to, given as `artillery run --target` (its config.target is the author's AWS API).
+    if "ServerlessRestApi" in resources and endpoint:
+        notify_id = resources["ServerlessRestApi"]["PhysicalResourceId"]
+        notify_stage = next((r["PhysicalResourceId"] for k, r in resources.items()
+                             if k.startswith("ServerlessRestApi")
+                             and r["ResourceType"] == "AWS::ApiGateway::Stage"), "Prod")
+        target = f"{base}/_aws/execute-api/{notify_id}/{notify_stage}"
+        print(f"[seed-app] notify target (artillery --target): {target}")
+    print(f"[seed-app] {secret} = the value of API key {key_id} ({api_logical_id}'s usage plan)")
+    return url, api_key
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bootstrap.seed_app", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    req = sub.add_parser("requirements", help="services/*/requirements.txt from poetry.lock")
+    req.add_argument("app_dir", type=Path)
+    rt = sub.add_parser("runtime-path", help="print a folder of pythonX.Y links for `sam build`'s PATH")
+    rt.add_argument("--folder", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "sam-runtimes")
+    conf = sub.add_parser("configure", help="fill the courier endpoint parameter and API key secret")
+    conf.add_argument("--stack-name", default="sls-observe")
+    conf.add_argument("--api", default="TheApi", help="the courier API's logical id")
+    conf.add_argument("--path", default="/slow")
+    conf.add_argument("--parameter", default="/sls-observe/delivery/endpoint")
+    conf.add_argument("--secret", default="/sls-observe/delivery/api-key")
+    conf.add_argument("--region", default="ap-southeast-2",
+                      help="the seed's samconfig.toml region, which its delivery code also names")
+    args = parser.parse_args(argv)
+    if args.command == "requirements":
+        return 0 if requirements(args.app_dir) else 1
+    if args.command == "runtime-path":
+        print(runtime_path(args.folder))
+        return 0
+    configure(args.stack_name, args.api, args.path, args.parameter, args.secret, args.region)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,111 @@
+"""The seed repository's deploy steps the lab supplies (issue #18 point 4, docs/SEED_APP.md).
+
+A stack of the seed's shape (its logical ids, parameter and secret names, its Resource Group and
+Application Insights resources, its region) is deployed through CloudFormation with the SAM
+transform; `python -m bootstrap.seed_app configure` then fills the courier endpoint parameter and
+the API key secret from it, and a request made as the delivery function makes it (the parameter's
+URL, the secret's key) is answered by the courier. The seed itself is not fetched here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import zipfile
+
+import pytest
+
+from labctl.settings import REPO_ROOT
+from tests.integration.test_platform_cloudformation import tool_env
+
+pytestmark = pytest.mark.integration
+
+ACCOUNT = "777777777777"
+REGION = "ap-southeast-2"  # the seed's samconfig.toml and delivery code
+STACK = "sls-observe"
+
+CODE = "def handler(event, context):\n    return {'statusCode': 200, 'body': '{\"ok\": true}'}\n"
+TEMPLATE = {
+    "AWSTemplateFormatVersion": "2010-09-09",
+    "Transform": "AWS::Serverless-2016-10-31",
+    # code from S3, as `sam deploy` gives it (InlineCode needs a `zip` binary in LocalStack 4.14)
+    "Globals": {"Function": {"Runtime": "python3.13", "Handler": "index.handler",
+                             "CodeUri": "s3://seed-shape-artifacts/code.zip"}},
+    "Resources": {
+        "NotificationFunction": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Events": {"Notify": {"Type": "Api", "Properties": {"Path": "/notify", "Method": "post"}}}}},
+        "DeliveryApiParameter": {"Type": "AWS::SSM::Parameter", "Properties": {
+            "Name": "/sls-observe/delivery/endpoint", "Type": "String", "Value": "place-holder"}},
+        "DeliveryApiKeySecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {
+            "Name": "/sls-observe/delivery/api-key", "SecretString": "api-key-placeholder"}},
+        "TheApi": {"Type": "AWS::Serverless::Api", "Properties": {
+            "StageName": "Prod", "Auth": {"ApiKeyRequired": True, "UsagePlan": {
+                "CreateUsagePlan": "PER_API", "Throttle": {"BurstLimit": 10, "RateLimit": 10}}}}},
+        "SlowFunction": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Events": {"SlowApi": {"Type": "Api", "Properties": {
+                "RestApiId": {"Ref": "TheApi"}, "Path": "/slow", "Method": "post",
+                "Auth": {"ApiKeyRequired": True}}}}}},
+        "ApplicationResourceGroup": {"Type": "AWS::ResourceGroups::Group", "Properties": {
+            "Name": {"Fn::Sub": "ApplicationInsights-SAM-${AWS::StackName}"},
+            "ResourceQuery": {"Type": "CLOUDFORMATION_STACK_1_0"}}},
+        "ApplicationInsightsMonitoring": {"Type": "AWS::ApplicationInsights::Application",
+                                          "DependsOn": "ApplicationResourceGroup", "Properties": {
+            "ResourceGroupName": {"Fn::Sub": "ApplicationInsights-SAM-${AWS::StackName}"},
+            "AutoConfigurationEnabled": "true"}},
+    },
+}
+
+
+def post(url: str, headers: dict[str, str]) -> int:
+    request = urllib.request.Request(url, data=b'{"order_id": "A-1"}', method="POST",
+                                     headers={"content-type": "application/json", **headers})
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status
+    except urllib.error.HTTPError as error:
+        return error.code
+
+
+def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(localstack):
+    code = io.BytesIO()
+    with zipfile.ZipFile(code, "w") as archive:
+        archive.writestr("index.py", CODE)
+    s3 = localstack.client("s3", account=ACCOUNT, region=REGION)
+    s3.create_bucket(Bucket="seed-shape-artifacts", CreateBucketConfiguration={"LocationConstraint": REGION})
+    s3.put_object(Bucket="seed-shape-artifacts", Key="code.zip", Body=code.getvalue())
+    cfn = localstack.client("cloudformation", account=ACCOUNT, region=REGION)
+    cfn.create_stack(StackName=STACK, TemplateBody=json.dumps(TEMPLATE),
+                     Capabilities=["CAPABILITY_IAM", "CAPABILITY_AUTO_EXPAND"])
+    deadline = time.monotonic() + 180
+    while (status := cfn.describe_stacks(StackName=STACK)["Stacks"][0]["StackStatus"]).endswith("IN_PROGRESS"):
+        assert time.monotonic() < deadline, "stack still in progress after 180 s"
+        time.sleep(1)
+    events = [f"{e['LogicalResourceId']}: {e.get('ResourceStatusReason')}"
+              for e in cfn.describe_stack_events(StackName=STACK)["StackEvents"]
+              if e["ResourceStatus"].endswith("FAILED")]
+    stack = cfn.describe_stacks(StackName=STACK)["Stacks"][0]
+    assert status == "CREATE_COMPLETE", (stack.get("StackStatusReason"), events)
+
+    env = tool_env(localstack, ACCOUNT, "eu-west-1")  # configure uses the seed's region, not this
+    done = subprocess.run([sys.executable, "-m", "bootstrap.seed_app", "configure"], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    print(done.stdout)
+    target = done.stdout.split("notify target (artillery --target): ")[1].split()[0]
+
+    endpoint = localstack.client("ssm", account=ACCOUNT, region=REGION).get_parameter(
+        Name="/sls-observe/delivery/endpoint")["Parameter"]["Value"]
+    api_key = localstack.client("secretsmanager", account=ACCOUNT, region=REGION).get_secret_value(
+        SecretId="/sls-observe/delivery/api-key")["SecretString"]
+    assert endpoint.endswith("/Prod/slow") and api_key != "api-key-placeholder"
+    # the parameter holds LocalStack's URL as a function sees it (4566 inside a container): from
+    # here, the same path on the instance's own URL
+    courier = f"{localstack.url}/_aws/{endpoint.split('/_aws/', 1)[1]}"
+    assert post(courier, {"x-api-key": api_key}) == 200  # as the delivery function calls it
+    assert post(courier, {}) == 403
+    assert post(f"{target}/notify", {}) == 200
