@@ -21,13 +21,15 @@ from grafana_foundation_sdk.models import common
 from grafana_foundation_sdk.models import dashboard as dash_m
 
 from grafana.lint import lint
-from grafana.panels import TOPOLOGIES, PanelSpec, catalogue
+from grafana.panels import APP_SELECTOR, APP_VARIABLES, TOPOLOGIES, PanelSpec, app_catalogue, catalogue
 from labctl.settings import REPO_ROOT, Settings, read_env_file
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE_UID = "lab-prometheus"  # fixed: provisioning/datasources/prometheus.yml
 DATASOURCE = dash_m.DataSourceRef(type_val="prometheus", uid=DATASOURCE_UID)
 OVERVIEW_UID = "lab-overview"
+APP_UID = "lab-app"
+APP_FILE = "app.json"
 # the home dashboard: docker-compose.yml names it in GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH
 HOME_FILE = "home.json"
 TAG = "serverless-boundary-lab"
@@ -42,9 +44,9 @@ def _thresholds(spec: PanelSpec) -> dash_b.ThresholdsConfig:
     )
 
 
-def _targets(spec: PanelSpec, topology: str) -> list[prom_b.Dataquery]:
+def _targets(spec: PanelSpec, selector: str) -> list[prom_b.Dataquery]:
     targets = []
-    for i, q in enumerate(spec.for_topology(topology)):
+    for i, q in enumerate(spec.with_selector(selector)):
         target = (
             prom_b.Dataquery().expr(q.expr).legend_format(q.legend).ref_id(chr(ord("A") + i))
             .datasource(DATASOURCE)
@@ -54,8 +56,7 @@ def _targets(spec: PanelSpec, topology: str) -> list[prom_b.Dataquery]:
     return targets
 
 
-def panel(spec: PanelSpec, topology: str, x: int, y: int, w: int, suffix: bool) -> object:
-    title = f"{spec.title} - {topology}" if suffix else spec.title
+def panel(spec: PanelSpec, selector: str, title: str, x: int, y: int, w: int) -> object:
     grid = dash_m.GridPos(h=HEIGHT[spec.kind], w=w, x=x, y=y)
     if spec.kind == "stat":
         builder = (
@@ -91,7 +92,7 @@ def panel(spec: PanelSpec, topology: str, x: int, y: int, w: int, suffix: bool) 
         .grid_pos(grid)
         .unit(spec.unit)
         .thresholds(_thresholds(spec))
-        .targets(_targets(spec, topology))
+        .targets(_targets(spec, selector))
     )
     if spec.min is not None:
         builder = builder.min(spec.min)
@@ -132,7 +133,8 @@ def overview(specs: tuple[PanelSpec, ...]) -> dict:
         for column, topology in enumerate(TOPOLOGIES):
             if topology in spec.topologies:
                 board = board.with_panel(
-                    panel(spec, topology, 12 * column, y, 12, suffix=True).id(pid)
+                    panel(spec, _topology_selector(topology), f"{spec.title} - {topology}",
+                          12 * column, y, 12).id(pid)
                 )
                 pid += 1
         y += HEIGHT[spec.kind]
@@ -145,16 +147,45 @@ def per_topology(specs: tuple[PanelSpec, ...], topology: str) -> dict:
         f"Every panel of the {topology} topology (account "
         f"{'111111111111' if topology == 'no-flow-control' else '222222222222'}).",
     )
+    return _encode(_grid(board, [s for s in specs if topology in s.topologies],
+                         _topology_selector(topology)))
+
+
+def _topology_selector(topology: str) -> str:
+    return f'topology="{topology}"'
+
+
+def _grid(board: dash_b.Dashboard, specs: list[PanelSpec], selector: str) -> dash_b.Dashboard:
+    """The panels left to right, a new row when the next one does not fit the 24 columns."""
     pid, x, y, row_height = 1, 0, 0, 0
-    for spec in (s for s in specs if topology in s.topologies):
+    for spec in specs:
         width = spec.width
         if x + width > 24:
             x, y, row_height = 0, y + row_height, 0
-        board = board.with_panel(panel(spec, topology, x, y, width, suffix=False).id(pid))
+        board = board.with_panel(panel(spec, selector, spec.title, x, y, width).id(pid))
         pid += 1
         x += width
         row_height = max(row_height, HEIGHT[spec.kind])
-    return _encode(board)
+    return board
+
+
+def app(specs: tuple[PanelSpec, ...]) -> dict:
+    """Any app of any account (issue #18): the functions, APIs and queues a stack created, chosen
+    with the dashboard's variables, which Grafana fills from what Prometheus holds."""
+    board = _base(
+        APP_UID, "Serverless Boundary Lab: any app (account, function, API)",
+        "Every function, API and queue of one account, whatever deployed them (the bootstrap, "
+        "`sam deploy`, `aws cloudformation deploy`): choose the account, then functions and APIs.",
+    )
+    for name, (query, multi) in APP_VARIABLES.items():
+        variable = (
+            dash_b.QueryVariable(name).label(name).datasource(DATASOURCE).query(query)
+            .refresh(dash_m.VariableRefresh.ON_TIME_RANGE_CHANGED).sort(dash_m.VariableSort.ALPHABETICAL_ASC)
+        )
+        if multi:
+            variable = variable.multi(True).include_all(True).all_value(".*")
+        board = board.with_variable(variable)
+    return _encode(_grid(board, list(specs), APP_SELECTOR))
 
 
 def _encode(board: dash_b.Dashboard) -> dict:
@@ -171,6 +202,7 @@ def generate() -> dict[str, dict]:
     boards = {HOME_FILE: overview(specs)}
     for topology in TOPOLOGIES:
         boards[f"{topology}.json"] = per_topology(specs, topology)
+    boards[APP_FILE] = app(app_catalogue())
     return boards
 
 

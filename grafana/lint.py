@@ -4,7 +4,7 @@ a workshop would. Returns problems as one-line strings; `python -m grafana.build
 Checks: fixed datasource uid everywhere; unique dashboard uids, panel ids, titles and query refIds;
 panels inside the 24-column grid and not overlapping; a unit, thresholds (ascending, with a base)
 and a description on every panel; percent panels bounded 0-100; only Grafana's built-in
-variables; every metric named in docs/METRICS.md or by Locust's exporter; PromQL that parses
+variables and the dashboard's own (templating); every metric named in docs/METRICS.md or by Locust's exporter; PromQL that parses
 (Debian's `promtool`, when installed).
 """
 
@@ -52,13 +52,47 @@ def known_metrics() -> set[str]:
     return expanded
 
 
-def substitute(expr: str) -> str:
+# what a dashboard variable stands for when an expression is parsed: a label value or a regex
+VARIABLE_PLACEHOLDER = "lint"
+
+
+def board_variables(board: dict) -> list[str]:
+    return [v["name"] for v in (board.get("templating") or {}).get("list") or [] if v.get("name")]
+
+
+def substitute(expr: str, variables: list[str] = ()) -> str:
     for variable, value in BUILTIN_VARIABLES.items():
         expr = expr.replace(variable, value)
+    # longest first: $api must not eat the start of $api_stage
+    for name in sorted(variables, key=len, reverse=True):
+        expr = expr.replace(f"${{{name}}}", VARIABLE_PLACEHOLDER).replace(f"${name}", VARIABLE_PLACEHOLDER)
     return expr
 
 
-def _panel_problems(where: str, panel: dict, datasource_uid: str, known: set[str]) -> list[str]:
+def _variable_problems(name: str, board: dict, datasource_uid: str, known: set[str]) -> list[str]:
+    problems = []
+    names = board_variables(board)
+    for variable in (board.get("templating") or {}).get("list") or []:
+        where = f"{name} variable {variable.get('name')!r}"
+        if (variable.get("datasource") or {}).get("uid") != datasource_uid:
+            problems.append(f"{where}: datasource uid is not {datasource_uid!r}")
+        query = variable.get("query")
+        query = query.get("query", "") if isinstance(query, dict) else (query or "")
+        match = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", query.strip())
+        if not match:
+            problems.append(f"{where}: query is not label_values(series, label): {query!r}")
+            continue
+        for metric in METRIC_RE.findall(match.group(1)):
+            if metric not in known:
+                problems.append(f"{where}: unknown metric {metric} (not in docs/METRICS.md)")
+        leftover = set(re.findall(r"\$\{?\w+", substitute(match.group(1), names)))
+        if leftover:
+            problems.append(f"{where}: undefined variable(s) {sorted(leftover)}")
+    return problems
+
+
+def _panel_problems(where: str, panel: dict, datasource_uid: str, known: set[str],
+                    variables: list[str] = ()) -> list[str]:
     problems = []
     if (panel.get("datasource") or {}).get("uid") != datasource_uid:
         problems.append(f"{where}: datasource uid is not {datasource_uid!r}")
@@ -93,7 +127,7 @@ def _panel_problems(where: str, panel: dict, datasource_uid: str, known: set[str
             problems.append(f"{at}: datasource uid is not {datasource_uid!r}")
         if not target.get("legendFormat"):
             problems.append(f"{at}: no legendFormat")
-        leftover = set(re.findall(r"\$\{?\w+", substitute(expr)))
+        leftover = set(re.findall(r"\$\{?\w+", substitute(expr, variables)))
         if leftover:
             problems.append(f"{at}: undefined variable(s) {sorted(leftover)}")
         for metric in METRIC_RE.findall(expr):
@@ -116,11 +150,11 @@ def _overlaps(panels: list[dict]) -> list[tuple[str, str]]:
 
 
 def promtool_problems(exprs: list[str]) -> list[str]:
-    """Parse every expression with `promtool check rules` (one recording rule each)."""
+    """Parse every expression (variables already substituted) with `promtool check rules`."""
     promtool = shutil.which("promtool")
     if promtool is None:
         return []
-    rules = [{"record": f"lint:q{i}", "expr": substitute(e)} for i, e in enumerate(exprs)]
+    rules = [{"record": f"lint:q{i}", "expr": e} for i, e in enumerate(exprs)]
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "rules.yml"
         path.write_text(yaml.safe_dump({"groups": [{"name": "lint", "rules": rules}]}))
@@ -145,6 +179,8 @@ def lint(boards: dict[str, dict], datasource_uid: str) -> list[str]:
             problems.append(f"{name}: uid {uid!r} also used by {uids[uid]}")
         else:
             uids[uid] = name
+        variables = board_variables(board)
+        problems += _variable_problems(name, board, datasource_uid, known)
         panels = board.get("panels") or []
         if not panels:
             problems.append(f"{name}: no panels")
@@ -159,8 +195,8 @@ def lint(boards: dict[str, dict], datasource_uid: str) -> list[str]:
             grid = panel.get("gridPos") or {}
             if not {"x", "y", "w", "h"} <= set(grid) or grid["x"] + grid["w"] > 24 or grid["w"] < 1:
                 problems.append(f"{where}: gridPos outside the 24-column grid: {grid}")
-            problems += _panel_problems(where, panel, datasource_uid, known)
-            exprs += [t["expr"] for t in panel.get("targets") or [] if t.get("expr")]
+            problems += _panel_problems(where, panel, datasource_uid, known, variables)
+            exprs += [substitute(t["expr"], variables) for t in panel.get("targets") or [] if t.get("expr")]
         if all({"x", "y", "w", "h"} <= set(p.get("gridPos") or {}) for p in panels):
             for a, b in _overlaps(panels):
                 problems.append(f"{name}: panels {a!r} and {b!r} overlap")

@@ -44,7 +44,9 @@ class PanelSpec:
     extra: dict = field(default_factory=dict)
 
     def for_topology(self, topology: str) -> tuple[Query, ...]:
-        sel = f'topology="{topology}"'
+        return self.with_selector(f'topology="{topology}"')
+
+    def with_selector(self, sel: str) -> tuple[Query, ...]:
         return tuple(Query(q.expr.replace("{sel}", sel), q.legend) for q in self.queries)
 
 
@@ -266,5 +268,141 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
                 Query(_rate("locust_request_failures_total"), "failed/s"),
             ),
             ((None, GREEN),),
+        ),
+    )
+
+
+# The "any app" dashboard (issue #18): every function, API and queue of one account, whatever
+# made them (the bootstrap, `sam deploy`, `aws cloudformation deploy`). Its queries take the
+# dashboard's own variables, which Grafana fills from the series Prometheus has, so a stack
+# deployed after the dashboard was generated shows up without a change here.
+APP_SELECTOR = 'account="$account"'
+APP_VARIABLES = {
+    # name: (label_values query, multi-value with "All")
+    "account": ("label_values(lab_lambda_account_concurrency_limit, account)", False),
+    "function": ('label_values(lab_lambda_invocations_total{account="$account"}, function_name)', True),
+    "api": ('label_values(lab_apigateway_requests_total{account="$account"}, api_name)', True),
+}
+
+
+def app_catalogue() -> tuple[PanelSpec, ...]:
+    fn = 'function_name=~"$function"'
+    api = 'api_name=~"$api"'
+    invocations = _rate("lab_lambda_invocations_total", fn, by="function_name")
+    api_requests = _rate("lab_apigateway_requests_total", api, by="api_name")
+    received = _rate("lab_lambda_async_events_received_total", fn, by="function_name")
+    return (
+        PanelSpec(
+            "app-account-concurrency", "Account concurrency vs limit",
+            "ConcurrentExecutions of the whole account against its limit: every function of the "
+            "account shares it (a throttled account throttles them all).", "short",
+            (
+                Query("sum(lab_lambda_account_concurrent_executions{{sel}})", "account concurrency"),
+                Query("max(lab_lambda_account_concurrency_limit{{sel}})", "limit"),
+            ),
+            ((None, GREEN),), show_thresholds=False,
+        ),
+        PanelSpec(
+            "app-function-concurrency", "Concurrency per function",
+            "ConcurrentExecutions per function: an SQS mapping's maximum concurrency or a "
+            "reserved concurrency shows as a flat top.", "short",
+            (Query(f"sum by (function_name) (lab_lambda_concurrent_executions{{{{sel}}, {fn}}})",
+                   "{{function_name}}"),),
+            ((None, GREEN),),
+        ),
+        PanelSpec(
+            "app-invocations", "Invocations per function", "Lambda Invocations per second.", "reqps",
+            (Query(invocations, "{{function_name}}"),), ((None, GREEN),),
+        ),
+        PanelSpec(
+            "app-errors", "Errors per function",
+            "Lambda Errors (function errors and timeouts) per second.", "reqps",
+            (Query(_zero_if_none(_rate("lab_lambda_errors_total", fn, by="function_name"), invocations),
+                   "{{function_name}}"),),
+            ((None, GREEN), (0.5, ORANGE), (2, RED)),
+        ),
+        PanelSpec(
+            "app-throttles", "Throttles per function",
+            "Lambda Throttles per second: the account limit or the function's reserved "
+            "concurrency reached.", "reqps",
+            (Query(_zero_if_none(_rate("lab_lambda_throttles_total", fn, by="function_name"), invocations),
+                   "{{function_name}}"),),
+            ((None, GREEN), (0.1, ORANGE), (1, RED)),
+        ),
+        PanelSpec(
+            "app-duration", "Duration p95 per function", "Lambda Duration, 95th percentile.", "s",
+            (Query(_quantile(0.95, "lab_lambda_duration_seconds_bucket", fn, by="function_name"),
+                   "{{function_name}}"),),
+            ((None, GREEN), (10, ORANGE), (25, RED)),
+        ),
+        PanelSpec(
+            "app-async", "Asynchronous invocations: received, retried, dropped",
+            "Lambda's internal event queue per function (invoked by EventBridge, SNS, S3 or "
+            "InvocationType Event): events received, retried after a throttle or an error, and "
+            "dropped (retries or event age exhausted).", "reqps",
+            (
+                Query(received, "received {{function_name}}"),
+                Query(_zero_if_none(_rate("lab_lambda_async_events_retried_total", fn, by="function_name"),
+                                    received), "retried {{function_name}}"),
+                Query(_zero_if_none(_rate("lab_lambda_async_events_dropped_total", fn, by="function_name"),
+                                    received), "dropped {{function_name}}"),
+            ),
+            ((None, GREEN), (1, ORANGE), (5, RED)),
+        ),
+        PanelSpec(
+            "app-destinations", "Destination deliveries",
+            "Events sent to a function's on-success or on-failure destination or its dead-letter "
+            "queue, per minute (DestinationDeliveries).", "short",
+            (Query(_zero_if_none(
+                f"sum by (function_name, destination_type) "
+                f"(increase(lab_lambda_destination_deliveries_total{{{{sel}}, {fn}}}[1m]))",
+                f"sum by (function_name) (increase(lab_lambda_invocations_total{{{{sel}}, {fn}}}[1m]))"),
+                "{{function_name}} {{destination_type}}"),),
+            ((None, GREEN), (1, ORANGE)),
+        ),
+        PanelSpec(
+            "app-api-requests", "API requests by status class",
+            "API Gateway requests per second per API and status class (Count, 4XXError, "
+            "5XXError).", "reqps",
+            (Query(_rate("lab_apigateway_requests_total", api, by="api_name, status_class"),
+                   "{{api_name}} {{status_class}}"),),
+            ((None, GREEN),),
+        ),
+        PanelSpec(
+            "app-api-429", "API 429s (usage plan throttle and quota)",
+            "Requests answered 429 per second per API: a usage plan's rate, burst or quota "
+            "reached.", "reqps",
+            (Query(_zero_if_none(_rate("lab_apigateway_throttled_total", api, by="api_name"),
+                                 api_requests), "{{api_name}}"),),
+            ((None, GREEN), (1, ORANGE), (5, RED)),
+        ),
+        PanelSpec(
+            "app-api-latency", "API latency p95",
+            "API Gateway Latency, 95th percentile, per API.", "s",
+            (Query(_quantile(0.95, "lab_apigateway_latency_seconds_bucket", api, by="api_name"),
+                   "{{api_name}}"),),
+            ((None, GREEN), (1, ORANGE), (10, RED)),
+        ),
+        PanelSpec(
+            "app-queues", "Queue depth",
+            "SQS messages visible and in flight, per queue of the account.", "short",
+            (
+                Query("sum by (queue_name) (lab_sqs_messages_visible{{sel}})", "visible {{queue_name}}"),
+                Query("sum by (queue_name) (lab_sqs_messages_not_visible{{sel}})",
+                      "in flight {{queue_name}}"),
+            ),
+            ((None, GREEN), (100, ORANGE), (1000, RED)),
+        ),
+        PanelSpec(
+            "app-events", "EventBridge rules: matched, invocations, failed",
+            "Events per second per rule: matched, target invocations, and failed invocations "
+            "(a target that could not be invoked after EventBridge's retries).", "reqps",
+            (
+                Query(_rate("lab_events_matched_events_total", by="rule"), "matched {{rule}}"),
+                Query(_zero_if_none(_rate("lab_events_failed_invocations_total", by="rule"),
+                                    _rate("lab_events_matched_events_total", by="rule")),
+                      "failed {{rule}}"),
+            ),
+            ((None, GREEN), (0.1, ORANGE)),
         ),
     )

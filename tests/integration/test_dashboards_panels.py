@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -50,6 +51,24 @@ def _finite(result: dict) -> bool:
         if any(v and math.isfinite(float(v[1])) for v in values):
             return True
     return False
+
+
+def _resolve_dashboard_variables(prom, board: dict, window: str, at: float) -> dict[str, str]:
+    """A dashboard's own variables as Grafana fills them on opening it: each `label_values(series,
+    label)` asked of Prometheus in order (a later one may use an earlier one), the first value
+    (sorted) for a single-value variable, "All" (its allValue) for a multi-value one. Each must
+    offer at least one value: a variable with nothing to choose leaves its panels empty."""
+    values: dict[str, str] = {}
+    for variable in (board.get("templating") or {}).get("list") or []:
+        series, label = re.fullmatch(r"label_values\((.+),\s*(\w+)\)", variable["query"]).groups()
+        for name, value in values.items():
+            series = series.replace(name, value)
+        result = prom.query(f"group by ({label}) (last_over_time({series}[{window}]))", at=at)["result"]
+        offered = sorted(r["metric"][label] for r in result if label in r["metric"])
+        assert offered, f"{board['uid']}: variable {variable['name']} offers no value ({series})"
+        print(f"{board['uid']}: ${variable['name']} offers {offered}")
+        values[f"${variable['name']}"] = variable["allValue"] if variable.get("includeAll") else offered[0]
+    return values
 
 
 def test_every_panel_query_returns_data(localstack, prometheus_factory, tmp_path: Path) -> None:
@@ -109,13 +128,14 @@ def test_every_panel_query_returns_data(localstack, prometheus_factory, tmp_path
     time.sleep(SETTLE)
     end = time.time()
 
-    variables = {"$__rate_interval": "30s", "$__range": f"{math.ceil(end - started) + 10}s"}
+    builtins = {"$__rate_interval": "30s", "$__range": f"{math.ceil(end - started) + 10}s"}
     checked, empty = 0, []
     for name, board in generate().items():
+        variables = {**_resolve_dashboard_variables(prom, board, builtins["$__range"], end), **builtins}
         for panel in board["panels"]:
             for target in panel["targets"]:
                 expr = target["expr"]
-                for variable, value in variables.items():
+                for variable, value in sorted(variables.items(), key=lambda kv: -len(kv[0])):
                     expr = expr.replace(variable, value)
                 if target.get("instant") and not target.get("range"):
                     result = prom.query(expr, at=end)
@@ -131,7 +151,7 @@ def test_every_panel_query_returns_data(localstack, prometheus_factory, tmp_path
     # which counters the run never incremented (their panels show 0 through `or 0 * ...`)
     used = sorted({m for b in generate().values() for p in b["panels"] for t in p["targets"]
                    for m in METRIC_RE.findall(t["expr"])})
-    window = variables["$__range"]  # Locust's series went stale when it exited: look back
+    window = builtins["$__range"]  # Locust's series went stale when it exited: look back
     unseen = [m for m in used
               if not prom.query(f'count(last_over_time({{__name__="{m}"}}[{window}]))')["result"]]
     print(f"panel queries checked: {checked}, without data: {len(empty)}; metrics used: "

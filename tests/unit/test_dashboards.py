@@ -9,7 +9,7 @@ import shutil
 import pytest
 import yaml
 
-from grafana.build import DASHBOARDS_DIR, DATASOURCE_UID, HOME_FILE, OVERVIEW_UID, generate, main
+from grafana.build import APP_FILE, DASHBOARDS_DIR, DATASOURCE_UID, HOME_FILE, OVERVIEW_UID, generate, main
 from grafana.lint import lint
 from labctl.settings import REPO_ROOT
 
@@ -88,6 +88,33 @@ def test_lint_catches(boards, breakage, message) -> None:
         pytest.skip("promtool not installed (scripts/install-system-deps.sh)")
     broken = copy.deepcopy(boards)
     breakage(broken[HOME_FILE]["panels"][0])  # Courier success %, a percent panel
+    problems = lint(broken, DATASOURCE_UID)
+    assert any(message in p for p in problems), problems
+
+
+def test_the_app_dashboard_selects_by_its_variables_not_by_topology(boards) -> None:
+    board = boards[APP_FILE]
+    assert [v["name"] for v in board["templating"]["list"]] == ["account", "function", "api"]
+    for panel in board["panels"]:
+        for target in panel["targets"]:
+            assert 'account="$account"' in target["expr"], panel["title"]
+            assert "topology" not in target["expr"], panel["title"]
+    uses = " ".join(t["expr"] for p in board["panels"] for t in p["targets"])
+    assert 'function_name=~"$function"' in uses and 'api_name=~"$api"' in uses
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    (lambda b: b["panels"][0]["targets"][0].update(expr='up{account="$acount"}'), "undefined variable(s) ['$acount']"),
+    (lambda b: b["templating"]["list"][1].update(query="up"), "query is not label_values"),
+    (lambda b: b["templating"]["list"][1].update(query="label_values(lab_lambda_invocatons_total, x)"),
+     "unknown metric lab_lambda_invocatons_total"),
+    (lambda b: b["templating"]["list"][2].update(query='label_values(up{account="$accnt"}, api_name)'),
+     "undefined variable(s) ['$accnt']"),
+    (lambda b: b["templating"]["list"][0]["datasource"].update(uid="other"), "datasource uid is not"),
+])
+def test_lint_checks_the_dashboards_own_variables(boards, breakage, message) -> None:
+    broken = copy.deepcopy(boards)
+    breakage(broken[APP_FILE])
     problems = lint(broken, DATASOURCE_UID)
     assert any(message in p for p in problems), problems
 
