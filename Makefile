@@ -62,8 +62,8 @@ report: venv ## write reports/<run>/report.md with plots and the order ledger
 preview: venv ## predict a run before it: arithmetic and a simulated run of PROFILE on the deployed configuration
 	@$(PY) -m report preview --profile $(PROFILE)
 
-story: venv ## print one order's story: make story ID=<correlation_id>
-	@$(PY) -m report story "$(ID)"
+story: venv ## print one order's story: make story ID=<correlation_id> (any app: ACCOUNT=<id> REGION=<region>)
+	@$(PY) -m report story "$(ID)" $(if $(ACCOUNT),--account "$(ACCOUNT)") $(if $(REGION),--region "$(REGION)")
 
 experiment: venv ## smoke load on both topologies, drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min; EXPERIMENT_ORDER=auto|side-by-side|in-turns)
 	@$(PY) -m report experiment --profile $(EXPERIMENT_PROFILE) --order $(EXPERIMENT_ORDER)

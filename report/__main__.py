@@ -25,6 +25,9 @@ def _parser() -> argparse.ArgumentParser:
     s = sub.add_parser("story", help="every log line of one order, in time order")
     s.add_argument("correlation_id", nargs="?", default="")
     s.add_argument("--topology", choices=endpoints_mod.TOPOLOGIES, help="default: search both")
+    s.add_argument("--account", help="search every function of this account instead (an app deployed "
+                                      "with SAM or CloudFormation), e.g. 444444444444")
+    s.add_argument("--region", default=None, help="with --account: its region (default $AWS_DEFAULT_REGION or us-east-1)")
     p = sub.add_parser("preview", help="capacity preview: where the configuration cannot hold")
     p.add_argument("--profile", default="seed")
     e = sub.add_parser("experiment", help="smoke load on both topologies, drain, report, verdict")
@@ -129,8 +132,19 @@ def _story(endpoints: endpoints_mod.Endpoints, args: argparse.Namespace) -> int:
     from report.aws_state import client
     from report.story import find, format_story
 
-    names = [args.topology] if args.topology else list(endpoints.topologies)
-    topologies = [endpoints.topology(n) for n in names]
+    if args.account:
+        from report.story import account_topology
+
+        region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        probe = endpoints_mod.Topology(name="", account=args.account, region=region, notify_url="", courier_url="",
+                                       queues={}, functions={}, log_groups={}, deliveries_table="",
+                                       localstack_url=endpoints.localstack_url)
+        topologies = [account_topology(args.account, region, endpoints.localstack_url,
+                                       client(endpoints, probe, "lambda"))]
+        names = [topologies[0].name]
+    else:
+        names = [args.topology] if args.topology else list(endpoints.topologies)
+        topologies = [endpoints.topology(n) for n in names]
     found = find(topologies, lambda t: client(endpoints, t, "logs"), args.correlation_id)
     if found is None:
         print(f"error: no log line mentions correlation_id {args.correlation_id} in {', '.join(names)}", file=sys.stderr)

@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from report.endpoints import Topology
-from report.logs import ROLES, LogLine, fetch_all
+from report.logs import LogLine, fetch_all, role_order
 
 _PLATFORM_NOISE = re.compile(r"^(START|END|REPORT|INIT_START|INIT_REPORT) ")
 CORRELATION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
@@ -35,7 +35,7 @@ def select(lines: Iterable[LogLine], correlation_id: str) -> list[LogLine]:
         and not _PLATFORM_NOISE.match(line.message)
     ]
     chosen = own + extra
-    chosen.sort(key=lambda line: (line.timestamp_ms, ROLES.index(line.role) if line.role in ROLES else 9))
+    chosen.sort(key=lambda line: (line.timestamp_ms, role_order(line.role)))
     return chosen
 
 
@@ -59,6 +59,34 @@ def format_story(correlation_id: str, lines: Sequence[LogLine], topology: str | 
     if statuses:
         out.append("statuses: " + " -> ".join(statuses))
     return "\n".join(out)
+
+
+ACCOUNT = re.compile(r"^[0-9]{12}$")
+
+
+def account_log_groups(lambda_client: Any) -> dict[str, str]:
+    """Every function of an account and region, whatever created it: function name -> its log
+    group (the function's LoggingConfig.LogGroup, else AWS's default /aws/lambda/<name>)."""
+    groups: dict[str, str] = {}
+    for page in lambda_client.get_paginator("list_functions").paginate():
+        for function in page["Functions"]:
+            name = function["FunctionName"]
+            groups[name] = (function.get("LoggingConfig") or {}).get("LogGroup") or f"/aws/lambda/{name}"
+    return groups
+
+
+def account_topology(account: str, region: str, localstack_url: str, lambda_client: Any) -> Topology:
+    """An account the lab did not provision (a stack deployed with SAM or CloudFormation) as a
+    place to search: its functions are its roles."""
+    if not ACCOUNT.match(account or ""):
+        raise StoryError(f"not an account id: {account!r} (12 digits, e.g. ACCOUNT=444444444444)")
+    groups = account_log_groups(lambda_client)
+    if not groups:
+        raise StoryError(f"account {account} has no function in {region} at {localstack_url}: "
+                         "is REGION the one the stack was deployed to?")
+    return Topology(name=f"account {account} ({region})", account=account, region=region, notify_url="",
+                    courier_url="", queues={}, functions=groups, log_groups=groups, deliveries_table="",
+                    localstack_url=localstack_url)
 
 
 def find(topologies: Iterable[Topology], client_for: Any, correlation_id: str) -> tuple[Topology, list[LogLine]] | None:

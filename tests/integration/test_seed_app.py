@@ -16,6 +16,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+import uuid
 import zipfile
 
 import pytest
@@ -29,7 +30,18 @@ ACCOUNT = "777777777777"
 REGION = "ap-southeast-2"  # the seed's samconfig.toml and delivery code
 STACK = "sls-observe"
 
-CODE = "def handler(event, context):\n    return {'statusCode': 200, 'body': '{\"ok\": true}'}\n"
+# answers 200 and logs one Powertools-shaped line with the caller's x-correlation-id, so that
+# `report story --account` can find it in whichever function logged it
+CODE = """import json
+
+
+def handler(event, context):
+    headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
+    print(json.dumps({"level": "INFO", "service": context.function_name, "status": "COMPLETED",
+                      "message": "answered", "correlation_id": headers.get("x-correlation-id"),
+                      "function_request_id": context.aws_request_id}))
+    return {"statusCode": 200, "body": json.dumps({"ok": True})}
+"""
 TEMPLATE = {
     "AWSTemplateFormatVersion": "2010-09-09",
     "Transform": "AWS::Serverless-2016-10-31",
@@ -71,7 +83,7 @@ def post(url: str, headers: dict[str, str]) -> int:
         return error.code
 
 
-def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(localstack):
+def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(localstack, tmp_path):
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("index.py", CODE)
@@ -106,6 +118,29 @@ def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(locals
     # the parameter holds LocalStack's URL as a function sees it (4566 inside a container): from
     # here, the same path on the instance's own URL
     courier = f"{localstack.url}/_aws/{endpoint.split('/_aws/', 1)[1]}"
-    assert post(courier, {"x-api-key": api_key}) == 200  # as the delivery function calls it
+    story_id = f"story-{uuid.uuid4()}"
+    assert post(courier, {"x-api-key": api_key, "x-correlation-id": story_id}) == 200  # as the delivery function calls it
     assert post(courier, {}) == 403
-    assert post(f"{target}/notify", {}) == 200
+    assert post(f"{target}/notify", {"x-correlation-id": story_id}) == 200
+
+    # the story of one correlation id across every function of the account, though the lab
+    # provisioned none of them (issue #18 point 2): `make story ID=... ACCOUNT=... REGION=...`
+    endpoints = tmp_path / "endpoints.json"
+    endpoints.write_text(json.dumps({"localstack_url": localstack.url, "topologies": {}}))
+    deadline = time.monotonic() + 60
+    while True:
+        story = subprocess.run([sys.executable, "-m", "report", "--endpoints", str(endpoints), "story", story_id,
+                                "--account", ACCOUNT, "--region", REGION], cwd=REPO_ROOT,
+                               capture_output=True, text=True, timeout=120)
+        if story.returncode == 0 and story.stdout.count("answered") >= 2 or time.monotonic() > deadline:
+            break
+        time.sleep(2)  # the runtime ships an invocation's log lines after it returns
+    print(story.stdout, story.stderr)
+    assert story.returncode == 0, story.stderr
+    assert f"in account {ACCOUNT} ({REGION})" in story.stdout
+    functions = {line.split()[3] for line in story.stdout.splitlines() if "answered" in line}
+    assert any("NotificationFunction" in f for f in functions) and any("SlowFunction" in f for f in functions), functions
+    wrong = subprocess.run([sys.executable, "-m", "report", "--endpoints", str(endpoints), "story", story_id,
+                            "--account", ACCOUNT, "--region", "eu-west-1"], cwd=REPO_ROOT,
+                           capture_output=True, text=True, timeout=120)
+    assert wrong.returncode == 2 and "has no function in eu-west-1" in wrong.stderr, wrong.stderr

@@ -120,3 +120,44 @@ def test_powertools_dict_messages_and_own_timestamps():
     assert line.timestamp_ms == 1795420349834  # logged at, not shipped at (1795420349840)
     emf = parse_line("delivery", 5, json.dumps({"_aws": {"Timestamp": 1}, "service": "delivery-handler", "OrdersDelivered": [1.0]}))
     assert emf.status is None and emf.correlation_id is None
+
+
+class _Functions:
+    """list_functions pages as boto3's paginator yields them."""
+
+    def __init__(self, pages):
+        self.pages = pages
+
+    def get_paginator(self, name):
+        assert name == "list_functions"
+        return self
+
+    def paginate(self):
+        return iter(self.pages)
+
+
+def test_an_account_the_lab_did_not_provision_is_searched_in_every_function():
+    from report.story import account_topology
+
+    client = _Functions([
+        {"Functions": [{"FunctionName": "sls-observe-NotificationFunction-AbC"}]},
+        {"Functions": [{"FunctionName": "custom", "LoggingConfig": {"LogGroup": "/my/own/group"}}]},
+    ])
+    topology = account_topology("444444444444", "ap-southeast-2", "http://127.0.0.1:4566", client)
+    assert topology.log_groups == {"sls-observe-NotificationFunction-AbC": "/aws/lambda/sls-observe-NotificationFunction-AbC",
+                                   "custom": "/my/own/group"}
+    assert (topology.account, topology.region, topology.name) == ("444444444444", "ap-southeast-2",
+                                                                  "account 444444444444 (ap-southeast-2)")
+    with pytest.raises(StoryError, match="has no function in eu-west-1"):
+        account_topology("444444444444", "eu-west-1", "http://x", _Functions([{"Functions": []}]))
+    with pytest.raises(StoryError, match="not an account id"):
+        account_topology("4444", "eu-west-1", "http://x", client)
+
+
+def test_lines_of_functions_outside_the_three_roles_sort_after_them_at_equal_times():
+    lines = [
+        parse_line("sls-observe-SlowFunction-X", 1000, pt("slow-api", "START", "Slow processing...")),
+        parse_line("courier", 1000, pt("slow-api", "START", "x")),
+        parse_line("notification", 1000, pt("notify-handler", "START", "y")),
+    ]
+    assert [l.role for l in select(lines, CID)] == ["notification", "courier", "sls-observe-SlowFunction-X"]
