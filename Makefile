@@ -56,8 +56,8 @@ load-ui: venv ## open Locust's web UI instead
 dashboards: venv ## regenerate Grafana dashboards from code and lint them
 	@$(PY) -m grafana.build
 
-report: venv ## write reports/<run>/report.md with plots and the order ledger
-	@$(PY) -m report build
+report: venv ## write reports/<run>/report.md with plots and the order ledger (any app: ACCOUNT=<id> [START=-20m])
+	@$(PY) -m report $(if $(ACCOUNT),account --account "$(ACCOUNT)" $(if $(START),--start="$(START)"),build)
 
 preview: venv ## predict a run before it: arithmetic and a simulated run of PROFILE on the deployed configuration
 	@$(PY) -m report preview --profile $(PROFILE)

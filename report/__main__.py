@@ -22,6 +22,13 @@ def _parser() -> argparse.ArgumentParser:
     b.add_argument("--out", type=Path, help="folder to write into (default: the run folder)")
     b.add_argument("--settle", type=float, default=None,
                    help="seconds after its last delivery line an order may still retry (default 240)")
+    a = sub.add_parser("account", help="every function, API, queue and rule of one account over a range "
+                                       "(an app deployed with SAM or CloudFormation)")
+    a.add_argument("--account", required=True, help="e.g. 444444444444")
+    a.add_argument("--run", type=Path, help="a run folder for the range (default: the newest, or --start)")
+    a.add_argument("--start", help="start of the range: ISO 8601, unix seconds, or -20m")
+    a.add_argument("--end", help="end of the range (default: the run's end, or now)")
+    a.add_argument("--out", type=Path, help="folder to write into (default: the run folder)")
     s = sub.add_parser("story", help="every log line of one order, in time order")
     s.add_argument("correlation_id", nargs="?", default="")
     s.add_argument("--topology", choices=endpoints_mod.TOPOLOGIES, help="default: search both")
@@ -47,6 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     from report.config_sources import ConfigError
     from report.prom import PrometheusError
     from report.runs import RunError
+    from report.account import AccountError
     from report.story import StoryError
 
     try:
@@ -62,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "experiment" and args.endpoints is None:
             _bring_up_if_down()
         endpoints = endpoints_mod.load(args.endpoints)
+        if args.command == "account":
+            return _account(endpoints, args)
         if args.command == "story":
             return _story(endpoints, args)
         if args.command == "preview":
@@ -87,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
             from report.experiment import experiment
 
             return experiment(endpoints, args.profile, args.drain_timeout, args.quiet, args.endpoints, order, args.check)
-    except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError) as error:
+    except (endpoints_mod.LabNotUp, ConfigError, RunError, StoryError, PrometheusError, AccountError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     except _connection_errors() as error:
@@ -126,6 +136,20 @@ def _connection_errors() -> tuple[type[BaseException], ...]:
     from botocore.exceptions import EndpointConnectionError
 
     return (EndpointConnectionError, requests.ConnectionError)
+
+
+def _account(endpoints: endpoints_mod.Endpoints, args: argparse.Namespace) -> int:
+    from report import account
+    from report.prom import Prometheus
+    from report.runs import resolve
+
+    if not endpoints.prometheus_url:
+        raise endpoints_mod.LabNotUp("the endpoints file names no Prometheus: run `make up`")
+    window = resolve(args.run, args.start, args.end)
+    figures = account.gather(Prometheus(endpoints.prometheus_url), args.account, window.start, window.end)
+    print(account.render(figures))
+    print(account.write(figures, args.out or window.folder))
+    return 0 if not figures.empty else 1
 
 
 def _story(endpoints: endpoints_mod.Endpoints, args: argparse.Namespace) -> int:

@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 import zipfile
@@ -23,6 +24,7 @@ import pytest
 
 from labctl.settings import REPO_ROOT
 from tests.integration.test_platform_cloudformation import tool_env
+from tests.support.prometheus import prometheus_factory  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.integration
 
@@ -83,7 +85,7 @@ def post(url: str, headers: dict[str, str]) -> int:
         return error.code
 
 
-def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(localstack, tmp_path):
+def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(localstack, prometheus_factory, tmp_path):
     code = io.BytesIO()
     with zipfile.ZipFile(code, "w") as archive:
         archive.writestr("index.py", CODE)
@@ -125,8 +127,9 @@ def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(locals
 
     # the story of one correlation id across every function of the account, though the lab
     # provisioned none of them (issue #18 point 2): `make story ID=... ACCOUNT=... REGION=...`
+    prom = prometheus_factory({"localstack": [urllib.parse.urlparse(localstack.url).netloc]})
     endpoints = tmp_path / "endpoints.json"
-    endpoints.write_text(json.dumps({"localstack_url": localstack.url, "topologies": {}}))
+    endpoints.write_text(json.dumps({"localstack_url": localstack.url, "prometheus_url": prom.url, "topologies": {}}))
     deadline = time.monotonic() + 60
     while True:
         story = subprocess.run([sys.executable, "-m", "report", "--endpoints", str(endpoints), "story", story_id,
@@ -144,3 +147,20 @@ def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(locals
                             "--account", ACCOUNT, "--region", "eu-west-1"], cwd=REPO_ROOT,
                            capture_output=True, text=True, timeout=120)
     assert wrong.returncode == 2 and "has no function in eu-west-1" in wrong.stderr, wrong.stderr
+
+    # the account's report: every function and API of the stack, from the platform's metrics
+    prom.wait_for(f'lab_apigateway_requests_total{{account="{ACCOUNT}", status_class="4xx"}}', timeout=60)
+    time.sleep(6)  # one more scrape after the last request
+    report = subprocess.run([sys.executable, "-m", "report", "--endpoints", str(endpoints), "account",
+                             "--account", ACCOUNT, "--start=-10m", "--out", str(tmp_path)], cwd=REPO_ROOT,
+                            capture_output=True, text=True, timeout=120)
+    print(report.stdout, report.stderr)
+    assert report.returncode == 0, report.stderr
+    rows = {cells[1].strip(): [c.strip() for c in cells[2:-1]] for cells in
+            (line.split("|") for line in report.stdout.splitlines() if line.startswith("| ") and "---" not in line)}
+    slow = next(v for k, v in rows.items() if "SlowFunction" in k)
+    notify = next(v for k, v in rows.items() if "NotificationFunction" in k)
+    assert slow[0] == "1" and notify[0] == "1", rows  # one invocation each
+    apis = {k: v for k, v in rows.items() if len(v) == 6}  # API, requests, 2xx, 4xx, 5xx, 429, p95
+    assert sorted(v[:4] for v in apis.values()) == [["1", "1", "0", "0"], ["2", "1", "1", "0"]], apis
+    # the notify API: one 200; the courier's: the 200 with the key and the 403 without
