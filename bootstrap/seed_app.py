@@ -11,12 +11,21 @@ Two steps the seed's own README does by hand or with tools the lab does not carr
                          /sls-observe/delivery/endpoint and its API key's value into the secret
                          /sls-observe/delivery/api-key, both read from the deployed stack.
 
+  endpoints              an endpoints file of the seed's two branches, each deployed into its own
+                         account (`--account no-flow-control=444444444444 --account
+                         flow-control=555555555555`), in the lab's contract
+                         (bootstrap/endpoints.schema.json): `LAB_ENDPOINTS_FILE=... make load`
+                         then sends the lab's load profiles (`seed-code` is the seed's own
+                         notify-perf-test.yml) to the seed's notify APIs.
+
   runtime-path           a folder of pythonX.Y links, the interpreters the lab runs each runtime on
                          (python3.9 from pyenv here), for `sam build`'s PATH.
 
   .venv/bin/python -m bootstrap.seed_app requirements /path/to/seed
   export PATH="$(.venv/bin/python -m bootstrap.seed_app runtime-path):$PATH"
   .venv/bin/python -m bootstrap.seed_app configure --stack-name sls-observe
+  .venv/bin/python -m bootstrap.seed_app endpoints --account no-flow-control=444444444444 \
+      --account flow-control=555555555555 --out .lab/seed-endpoints.json
 
 The endpoint and account come from the usual variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID); the
 region is the seed's, ap-southeast-2 (its samconfig.toml deploys there whatever AWS_DEFAULT_REGION
@@ -26,6 +35,7 @@ says, and its delivery function reads the secret there), or --region.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tomllib
@@ -167,6 +177,99 @@ def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, s
     return url, api_key
 
 
+# The seed's logical ids (template.yaml on both branches) by the role the lab's tools know them by
+SEED_FUNCTIONS = {"notification": "NotificationFunction", "delivery": "DeliveryFunction", "courier": "SlowFunction"}
+
+
+def _stage(resources: dict[str, dict], api_logical_id: str) -> str:
+    return next((r["PhysicalResourceId"] for k, r in resources.items()
+                 if k.startswith(api_logical_id) and r["ResourceType"] == "AWS::ApiGateway::Stage"), "Prod")
+
+
+def topology_entry(cfn, lambda_client, sqs, endpoint: str, account: str, region: str,
+                   api_logical_id: str = "TheApi", parameter: str = "/sls-observe/delivery/endpoint",
+                   secret: str = "/sls-observe/delivery/api-key", stack_name: str = "sls-observe") -> dict:
+    """One branch's stack as an endpoints.json topology: where its notify API, courier API,
+    functions, log groups, queue and bus are. The seed has no DLQ, no on-failure destination and
+    no courier table: those are null (its failed orders are lost, which the report counts)."""
+    try:
+        listed = cfn.describe_stack_resources(StackName=stack_name)["StackResources"]
+    except Exception as error:  # botocore's ClientError: the stack is not in this account/region
+        raise SystemExit(f"[seed-app] no stack {stack_name} in account {account}, {region} ({error}): "
+                         "deploy the branch there first (docs/SEED_APP.md)") from None
+    resources = {r["LogicalResourceId"]: r for r in listed}
+    missing = [k for k in ("ServerlessRestApi", api_logical_id, *SEED_FUNCTIONS.values()) if k not in resources]
+    if missing:
+        raise SystemExit(f"[seed-app] stack {stack_name} in account {account} has no {', '.join(missing)}: "
+                         "is it the seed's template?")
+    base = endpoint.rstrip("/")
+    functions = {role: resources[logical]["PhysicalResourceId"] for role, logical in SEED_FUNCTIONS.items()}
+    queues: dict[str, str | None] = {"delivery": None, "dlq": None, "on_failure": None}
+    queue = next((r for r in resources.values() if r["ResourceType"] == "AWS::SQS::Queue"), None)
+    if queue is not None:
+        queues["delivery"] = queue["PhysicalResourceId"]  # an SQS queue's physical id is its URL
+        redrive = sqs.get_queue_attributes(QueueUrl=queue["PhysicalResourceId"],
+                                           AttributeNames=["RedrivePolicy"]).get("Attributes", {})
+        if redrive.get("RedrivePolicy"):
+            dlq_arn = json.loads(redrive["RedrivePolicy"])["deadLetterTargetArn"]
+            queues["dlq"] = sqs.get_queue_url(QueueName=dlq_arn.rsplit(":", 1)[1])["QueueUrl"]
+    try:
+        config = lambda_client.get_function_event_invoke_config(FunctionName=functions["delivery"])
+        arn = (config.get("DestinationConfig", {}).get("OnFailure") or {}).get("Destination", "")
+        if arn.startswith("arn:aws:sqs:"):
+            queues["on_failure"] = sqs.get_queue_url(QueueName=arn.rsplit(":", 1)[1])["QueueUrl"]
+    except lambda_client.exceptions.ResourceNotFoundException:
+        pass  # no EventInvokeConfig: AWS's defaults (2 retries, 6 hours), no destination
+    bus = next((r["PhysicalResourceId"] for r in resources.values() if r["ResourceType"] == "AWS::Events::EventBus"), None)
+    entry = {
+        "account": account,
+        "region": region,
+        "localstack_url": base,
+        "notify_url": f"{base}/_aws/execute-api/{resources['ServerlessRestApi']['PhysicalResourceId']}/"
+                      f"{_stage(resources, 'ServerlessRestApi')}/notify",
+        "courier_url": f"{base}/_aws/execute-api/{resources[api_logical_id]['PhysicalResourceId']}/"
+                       f"{_stage(resources, api_logical_id)}/slow",
+        "api_key_secret": secret,
+        "endpoint_parameter": parameter,
+        "queues": queues,
+        "functions": functions,
+        "log_groups": {role: f"/aws/lambda/{name}" for role, name in functions.items()},
+        "deliveries_table": None,
+    }
+    if bus:
+        entry["event_bus"] = bus
+    return entry
+
+
+def endpoints_file(accounts: dict[str, str], region: str, out: Path) -> dict:
+    import boto3
+
+    from bootstrap.provision import write_endpoints
+    from labctl.settings import Settings
+
+    endpoint = os.environ.get("AWS_ENDPOINT_URL")
+    if not endpoint:
+        raise SystemExit("[seed-app] set AWS_ENDPOINT_URL to the lab's LocalStack (e.g. http://127.0.0.1:4566)")
+    settings = Settings.load()
+    data: dict = {"localstack_url": endpoint.rstrip("/"), "prometheus_url": settings.prometheus_url,
+                  "grafana_url": settings.grafana_url, "topologies": {}}
+    for name, account in accounts.items():
+        session = boto3.session.Session(region_name=region, aws_access_key_id=account, aws_secret_access_key="test")
+        clients = [session.client(service, endpoint_url=endpoint) for service in ("cloudformation", "lambda", "sqs")]
+        data["topologies"][name] = topology_entry(*clients, endpoint, account, region)
+        print(f"[seed-app] {name}: account {account}, notify {data['topologies'][name]['notify_url']}")
+    write_endpoints(data, out)
+    print(f"[seed-app] wrote {out}: LAB_ENDPOINTS_FILE={out} make load PROFILE=seed-code")
+    return data
+
+
+def _account_pair(text: str) -> tuple[str, str]:
+    name, _, account = text.partition("=")
+    if name not in ("no-flow-control", "flow-control") or not (account.isdigit() and len(account) == 12):
+        raise argparse.ArgumentTypeError(f"{text!r}: use no-flow-control=<12 digits> or flow-control=<12 digits>")
+    return name, account
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bootstrap.seed_app", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -183,7 +286,15 @@ def main(argv: list[str] | None = None) -> int:
     conf.add_argument("--secret", default="/sls-observe/delivery/api-key")
     conf.add_argument("--region", default="ap-southeast-2",
                       help="the seed's samconfig.toml region, which its delivery code also names")
+    ends = sub.add_parser("endpoints", help="an endpoints file of the deployed branches for the lab's tools")
+    ends.add_argument("--account", action="append", type=_account_pair, required=True, dest="accounts",
+                      help="topology=account, once per deployed branch, e.g. no-flow-control=444444444444")
+    ends.add_argument("--region", default="ap-southeast-2")
+    ends.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "seed-endpoints.json")
     args = parser.parse_args(argv)
+    if args.command == "endpoints":
+        endpoints_file(dict(args.accounts), args.region, args.out)
+        return 0
     if args.command == "requirements":
         return 0 if requirements(args.app_dir) else 1
     if args.command == "runtime-path":

@@ -33,7 +33,7 @@ class Topology:
     queues: dict[str, str]  # role (delivery, dlq, on_failure) -> queue URL
     functions: dict[str, str]  # role (notification, delivery, courier) -> function name
     log_groups: dict[str, str]  # role -> log group name
-    deliveries_table: str
+    deliveries_table: str | None  # None: an app without a courier table (the seed's own)
     localstack_url: str = ""  # the LocalStack hosting this topology (one per topology by default)
 
     @property

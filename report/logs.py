@@ -53,6 +53,18 @@ def powertools_time_ms(value: object) -> int | None:
     return None
 
 
+# The seed repository's functions end a story in "COMPLETE"; the lab's in "COMPLETED" (AWS's
+# word for a finished step). Read as one, so the report and story read the seed unchanged.
+_STATUS_ALIASES = {"COMPLETE": "COMPLETED"}
+
+
+def _status(value: object) -> str | None:
+    if not value:
+        return None
+    status = str(value).upper()
+    return _STATUS_ALIASES.get(status, status)
+
+
 def parse_line(role: str, timestamp_ms: int, text: str) -> LogLine:
     text = text.rstrip("\n")
     data: Any = None
@@ -84,7 +96,7 @@ def parse_line(role: str, timestamp_ms: int, text: str) -> LogLine:
             role=role,
             service=str(data.get("service") or role),
             correlation_id=(str(data["correlation_id"]) if data.get("correlation_id") else None),
-            status=str(status).upper() if status else None,
+            status=_status(status),
             level=data.get("level"),
             message=message,
             request_id=data.get("function_request_id"),

@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 import zipfile
 
+import jsonschema
 import pytest
 
 from labctl.settings import REPO_ROOT
@@ -120,6 +121,25 @@ def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(locals
     # the parameter holds LocalStack's URL as a function sees it (4566 inside a container): from
     # here, the same path on the instance's own URL
     courier = f"{localstack.url}/_aws/{endpoint.split('/_aws/', 1)[1]}"
+    # the stack as an endpoints file in the lab's contract: the load tool's targets come from it
+    seed_endpoints = tmp_path / "seed-endpoints.json"
+    done = subprocess.run([sys.executable, "-m", "bootstrap.seed_app", "endpoints", "--account",
+                           f"no-flow-control={ACCOUNT}", "--out", str(seed_endpoints)], env=env,
+                          cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    written = json.loads(seed_endpoints.read_text())
+    schema = json.loads((REPO_ROOT / "bootstrap" / "endpoints.schema.json").read_text())
+    schema["properties"]["topologies"]["required"] = []  # one branch deployed here, not both
+    jsonschema.validate(written, schema)
+    entry = written["topologies"]["no-flow-control"]
+    assert entry["account"] == ACCOUNT and entry["region"] == REGION and entry["deliveries_table"] is None
+    assert entry["queues"] == {"delivery": None, "dlq": None, "on_failure": None}
+    assert "SlowFunction" in entry["functions"]["courier"] and entry["courier_url"].endswith("/Prod/slow")
+    from load.targets import load_targets
+
+    [target] = load_targets("no-flow-control", seed_endpoints)
+    assert post(target.notify_url, {}) == 200
+
     story_id = f"story-{uuid.uuid4()}"
     assert post(courier, {"x-api-key": api_key, "x-correlation-id": story_id}) == 200  # as the delivery function calls it
     assert post(courier, {}) == 403

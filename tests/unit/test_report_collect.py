@@ -119,3 +119,18 @@ def test_courier_logs_stand_in_for_an_unreadable_table():
     assert r.duplicates == {"a": 2}
     assert r.ledger.buckets["lost"] == {"b"}
     assert any("unreadable" in n for n in r.notes)
+
+
+def test_an_app_without_a_courier_table_is_read_from_its_logs_in_its_own_words():
+    """The seed's own functions: no courier table, no order id in the notify lines, "COMPLETE"."""
+    seed = parse({"localstack_url": "http://x", "topologies": {"no-flow-control": {
+        "account": "444444444444", "deliveries_table": None, "queues": {}}}}).topology("no-flow-control")
+    logs = {N: [(NOW - 900, line("notify", "START", "a")), (NOW - 899, line("notify", "COMPLETE", "a")),
+                (NOW - 900, line("notify", "START", "b")), (NOW - 899, line("notify", "COMPLETE", "b"))],
+            D: [(NOW - 880, line("delivery", "COMPLETE", "a"))],
+            C: [(NOW - 881, line("slow-api", "COMPLETE", "a"))]}
+    clients = {"logs": Logs(logs), "dynamodb": None, "sqs": Sqs({})}  # a scan would fail loudly
+    window = RunWindow(Path("r"), NOW - 1000, NOW - 400, "seed-code", "run1", True)
+    r = collect(seed, window, lambda _t, service: clients[service], settle_seconds=240, now=NOW)
+    assert r.ledger.buckets["delivered"] == {"a"} and r.ledger.buckets["lost"] == {"b"}
+    assert any("no courier table" in n for n in r.notes)

@@ -104,6 +104,10 @@ def test_run_lines_follow_the_run_id_even_on_lines_without_an_order_id():
     by_time = run_lines(lines, RunWindow(Path("x"), 1.0015, 1.0016, "smoke", None, True))
     assert len(by_time) == 4  # within the window's one-second margin
     assert run_lines(lines, RunWindow(Path("x"), 100, 200, "smoke", None, True)) == []
+    # a notification function that logs no order id at all (the seed's): the window decides
+    seed = [notify(1000, "c", "START", None), notify(1001, "c", "COMPLETE", None)]
+    assert len(run_lines(seed, RunWindow(Path("x"), 0.5, 1.5, "smoke", "run7", True))) == 2
+    assert run_lines(seed, RunWindow(Path("x"), 100, 200, "smoke", "run7", True)) == []
 
 
 def test_powertools_dict_messages_and_own_timestamps():
@@ -161,3 +165,11 @@ def test_lines_of_functions_outside_the_three_roles_sort_after_them_at_equal_tim
         parse_line("notification", 1000, pt("notify-handler", "START", "y")),
     ]
     assert [l.role for l in select(lines, CID)] == ["notification", "courier", "sls-observe-SlowFunction-X"]
+
+
+def test_the_seeds_complete_reads_as_completed():
+    seed = parse_line("courier", 1, json.dumps({"level": "INFO", "service": "slow-api", "message": {"status": "COMPLETE"},
+                                                "correlation_id": CID}))
+    assert seed.status == "COMPLETED"
+    assert parse_line("courier", 1, pt("slow-api", "completed", "x")).status == "COMPLETED"
+    assert parse_line("courier", 1, pt("slow-api", "FAILED", "x")).status == "FAILED"
