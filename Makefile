@@ -7,7 +7,7 @@ EXPERIMENT_PROFILE ?= smoke
 EXPERIMENT_ORDER ?= auto
 
 .DEFAULT_GOAL := help
-.PHONY: help venv sam-cli up images down status test test-unit bench load load-ui report preview story experiment \
+.PHONY: help venv sam-cli seed-app up images down status test test-unit bench load load-ui report preview story experiment \
 	chaos kill-switch verify verify-load bootstrap teardown dashboards
 
 help: ## list the targets
@@ -18,6 +18,9 @@ venv: ## build the lab's pinned virtual environment (.venv)
 
 sam-cli: ## build the SAM CLI's own pinned environment (.venv-sam; its pins conflict with LocalStack's)
 	@bash scripts/ensure-venv.sh sam-cli
+
+seed-app: venv sam-cli ## deploy the seed repository's two branches unchanged into accounts of their own: SEED_DIR=<clone> (docs/SEED_APP.md)
+	@$(PY) -m bootstrap.seed_app deploy "$(SEED_DIR)"
 
 up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host)
 	@$(PY) -m labctl up

@@ -132,10 +132,12 @@ def runtime_path(folder: Path) -> Path:
 
 
 def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, secret: str,
-              region: str | None) -> tuple[str, str]:
+              region: str | None, account: str | None = None) -> tuple[str, str]:
     import boto3
 
-    session = boto3.session.Session(region_name=region)
+    # the account is the access key id (LocalStack's convention): AWS_ACCESS_KEY_ID unless given
+    keys = {"aws_access_key_id": account, "aws_secret_access_key": "test"} if account else {}
+    session = boto3.session.Session(region_name=region, **keys)
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     cfn = session.client("cloudformation", endpoint_url=endpoint)
     resources = {r["LogicalResourceId"]: r for r in
@@ -263,6 +265,63 @@ def endpoints_file(accounts: dict[str, str], region: str, out: Path) -> dict:
     return data
 
 
+SEED_REPOSITORY = "https://github.com/walmsles/serverless-observability"
+SEED_BRANCHES = {"no-flow-control": "444444444444", "flow-control": "555555555555"}
+SEED_REGION = "ap-southeast-2"
+
+
+def _run(command: list[str], cwd: Path, env: dict[str, str], what: str) -> None:
+    """A deploy step, its output shown as it comes (sam build and deploy take a while)."""
+    import subprocess
+
+    print(f"[seed-app] {what}: {' '.join(command)}", flush=True)
+    done = subprocess.run(command, cwd=cwd, env=env)
+    if done.returncode != 0:
+        raise SystemExit(f"[seed-app] {what} failed (exit {done.returncode}) in {cwd}")
+
+
+def deploy(seed_dir: Path, accounts: dict[str, str], endpoint: str, out: Path) -> dict:
+    """The whole of docs/SEED_APP.md for each branch: a worktree of the branch beside the clone,
+    its requirements from poetry.lock, `sam build`, `sam deploy` into the branch's own account
+    (its samconfig.toml: stack sls-observe, ap-southeast-2), configure; then the endpoints file."""
+    import subprocess
+
+    root = Path(__file__).resolve().parents[1]
+    sam = root / ".venv-sam" / "bin" / "sam"
+    if not (seed_dir / ".git").exists():
+        raise SystemExit(f"[seed-app] {seed_dir} is not a clone of the seed: git clone {SEED_REPOSITORY} {seed_dir}")
+    if not sam.exists():
+        raise SystemExit("[seed-app] no SAM CLI: run `make sam-cli` first")
+    runtimes = runtime_path(root / ".lab" / "sam-runtimes")
+    if not (runtimes / "python3.9").exists():
+        raise SystemExit("[seed-app] the seed's functions are python3.9 and `sam build` needs one: "
+                         "install it (e.g. `pyenv install 3.9`) and run again")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(AWS_ENDPOINT_URL=endpoint, AWS_SECRET_ACCESS_KEY="test", SAM_CLI_TELEMETRY="0",
+               PATH=f"{runtimes}:{sam.parent}:{os.environ.get('PATH', '')}")
+    for branch, account in accounts.items():
+        tree = seed_dir.parent / f"{seed_dir.name}-{branch}"
+        if not tree.exists():
+            ref = next((r for r in (f"origin/{branch}", branch) if subprocess.run(
+                ["git", "-C", str(seed_dir), "rev-parse", "--verify", "--quiet", r],
+                capture_output=True).returncode == 0), None)
+            if ref is None:
+                raise SystemExit(f"[seed-app] {seed_dir} has no branch {branch}: git -C {seed_dir} fetch origin")
+            _run(["git", "-C", str(seed_dir), "worktree", "add", "--detach", str(tree), ref], seed_dir, env,
+                 f"{branch}: a worktree")
+        print(f"[seed-app] {branch}: account {account}, {tree}", flush=True)
+        requirements(tree)
+        branch_env = {**env, "AWS_ACCESS_KEY_ID": account, "AWS_DEFAULT_REGION": SEED_REGION}
+        _run([str(sam), "build"], tree, branch_env, f"{branch}: sam build")
+        # --no-confirm-changeset: the seed's samconfig asks for a confirmation a script cannot give
+        _run([str(sam), "deploy", "--no-confirm-changeset", "--no-fail-on-empty-changeset"], tree, branch_env,
+             f"{branch}: sam deploy")
+        os.environ["AWS_ENDPOINT_URL"] = endpoint  # configure reads the lab's URL from it
+        configure("sls-observe", "TheApi", "/slow", "/sls-observe/delivery/endpoint",
+                  "/sls-observe/delivery/api-key", SEED_REGION, account)
+    return endpoints_file(accounts, SEED_REGION, out)
+
+
 def _account_pair(text: str) -> tuple[str, str]:
     name, _, account = text.partition("=")
     if name not in ("no-flow-control", "flow-control") or not (account.isdigit() and len(account) == 12):
@@ -291,7 +350,22 @@ def main(argv: list[str] | None = None) -> int:
                       help="topology=account, once per deployed branch, e.g. no-flow-control=444444444444")
     ends.add_argument("--region", default="ap-southeast-2")
     ends.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "seed-endpoints.json")
+    dep = sub.add_parser("deploy", help="every step for both branches: worktrees, requirements, sam build, "
+                                        "sam deploy, configure, the endpoints file")
+    dep.add_argument("seed_dir", type=Path, help=f"a clone of {SEED_REPOSITORY}")
+    dep.add_argument("--account", action="append", type=_account_pair, dest="accounts",
+                     help="topology=account (default: no-flow-control=444444444444 flow-control=555555555555)")
+    dep.add_argument("--endpoint", default=None, help="the lab's LocalStack (default $AWS_ENDPOINT_URL or the lab's)")
+    dep.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "seed-endpoints.json")
     args = parser.parse_args(argv)
+    if args.command == "deploy":
+        from labctl.settings import Settings
+
+        if args.seed_dir == Path("."):
+            raise SystemExit(f"[seed-app] say where the seed is: make seed-app SEED_DIR=<a clone of {SEED_REPOSITORY}>")
+        endpoint = args.endpoint or os.environ.get("AWS_ENDPOINT_URL") or Settings.load().localstack_url
+        deploy(args.seed_dir.resolve(), dict(args.accounts or SEED_BRANCHES.items()), endpoint, args.out)
+        return 0
     if args.command == "endpoints":
         endpoints_file(dict(args.accounts), args.region, args.out)
         return 0

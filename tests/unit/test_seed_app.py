@@ -94,3 +94,18 @@ def test_requirements_are_written_into_each_service_folder_named_after_a_group(t
     assert (tmp_path / "services/notification/requirements.txt").read_text() == (
         "aws-lambda-powertools==2.13.0\ntyping-extensions==4.5.0\n")
     assert not (tmp_path / "services/other/requirements.txt").exists()
+
+
+def test_deploy_and_endpoints_say_what_is_missing_in_one_line(tmp_path):
+    import pytest
+
+    from bootstrap.seed_app import main
+
+    with pytest.raises(SystemExit, match="make seed-app SEED_DIR=<a clone of https://github.com/walmsles"):
+        main(["deploy", ""])
+    with pytest.raises(SystemExit, match=r"is not a clone of the seed: git clone https://github.com/walmsles/serverless-observability"):
+        main(["deploy", str(tmp_path), "--endpoint", "http://127.0.0.1:1"])
+    with pytest.raises(SystemExit):  # argparse: a topology the lab does not know, or not 12 digits
+        main(["endpoints", "--account", "nfc=444444444444"])
+    with pytest.raises(SystemExit):
+        main(["endpoints", "--account", "no-flow-control=4444"])
