@@ -54,6 +54,12 @@ TEMPLATE = {
     "Resources": {
         "NotificationFunction": {"Type": "AWS::Serverless::Function", "Properties": {
             "Events": {"Notify": {"Type": "Api", "Properties": {"Path": "/notify", "Method": "post"}}}}},
+        # the seed's delivery function: a rule on its own bus, as on both branches' template.yaml
+        "EventBus": {"Type": "AWS::Events::EventBus", "Properties": {"Name": "sls-observe-bus"}},
+        "DeliveryFunction": {"Type": "AWS::Serverless::Function", "Properties": {
+            "Events": {"NotifyRule": {"Type": "EventBridgeRule", "Properties": {
+                "EventBusName": {"Ref": "EventBus"},
+                "Pattern": {"account": [{"Fn::Sub": "${AWS::AccountId}"}], "detail-type": ["order-notify"]}}}}}},
         "DeliveryApiParameter": {"Type": "AWS::SSM::Parameter", "Properties": {
             "Name": "/sls-observe/delivery/endpoint", "Type": "String", "Value": "place-holder"}},
         "DeliveryApiKeySecret": {"Type": "AWS::SecretsManager::Secret", "Properties": {
@@ -135,6 +141,7 @@ def test_a_seed_shaped_stack_deploys_and_configure_fills_endpoint_and_key(locals
     assert entry["account"] == ACCOUNT and entry["region"] == REGION and entry["deliveries_table"] is None
     assert entry["queues"] == {"delivery": None, "dlq": None, "on_failure": None}
     assert "SlowFunction" in entry["functions"]["courier"] and entry["courier_url"].endswith("/Prod/slow")
+    assert "DeliveryFunction" in entry["functions"]["delivery"] and "sls-observe-bus" in entry["event_bus"], entry
     from load.targets import load_targets
 
     [target] = load_targets("no-flow-control", seed_endpoints)
