@@ -50,7 +50,7 @@ bootstrap: venv ## (re)provision both topologies on the running LocalStack
 teardown: venv ## remove what bootstrap provisioned
 	@$(PY) -m bootstrap teardown
 
-load: venv ## run Locust headless: PROFILE=seed|seed-code|smoke TOPOLOGY=both|no-flow-control|flow-control
+load: venv ## run Locust headless: PROFILE=seed|seed-code|smoke TOPOLOGY=both|<a topology of lab_kernel/topologies.toml>
 	@$(PY) -m load run --profile $(PROFILE) --topology $(TOPOLOGY)
 
 load-ui: venv ## open Locust's web UI instead

@@ -18,7 +18,8 @@ from pathlib import Path
 import gevent
 from locust import FastHttpUser, LoadTestShape, events, task
 
-from labctl.settings import Settings, SettingsError
+from lab_kernel.settings import Settings, SettingsError
+from lab_kernel.topologies import catalogue
 from load.arrivals import ArrivalScheduler, Ticket
 from load.metrics import LocustMetrics
 from load.profiles import PROFILES_FILE, Profile, ProfileError, get_profile
@@ -26,7 +27,7 @@ from load.shape import REQUEST_TIMEOUT, ShapePlan
 from load.stats import RunStats
 from load.targets import CHOICES, ENDPOINTS_FILE, TargetError, load_targets
 
-SHORT = {"no-flow-control": "nfc", "flow-control": "fc"}
+SHORT = {t.name: t.short for t in catalogue().topologies}  # order ids: <run>-<short>-<n>
 
 
 @dataclass

@@ -210,7 +210,7 @@ def print_cost(label: str, diff: dict, count: int, unit: str) -> dict[str, float
 def run(topology: str, seconds: float, extra_env: dict[str, str]) -> dict[str, dict[str, float]]:
     from bootstrap.progress import Progress
     from bootstrap.provision import provision_all
-    from labctl.settings import Settings
+    from lab_kernel.settings import Settings
     from tests.support import localstack as ls
 
     instance = ls.start_host(extra_env)

@@ -11,7 +11,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from bootstrap.packaging import PackagingError
 from bootstrap.provision import ENDPOINTS_FILE, ProvisioningError, provision_all
 from bootstrap.teardown import teardown_all
-from labctl.settings import Settings, SettingsError
+from lab_kernel.settings import Settings, SettingsError
 
 
 def main(argv: list[str] | None = None) -> int:

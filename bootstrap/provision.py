@@ -1,17 +1,18 @@
-"""Provision both topologies, each complete in its own emulated account, and write endpoints.json.
+"""Provision every topology, each complete in its own emulated account, and write endpoints.json.
 
 Per topology, in dependency order: roles and log groups; the courier (table, function, REST API
 with key and usage plan); the delivery configuration (SSM parameter, secret) filled from what was
-just created; the bus; the delivery path (no-flow-control: rule -> DeliveryFunction with async
-retries and an on-failure queue; flow-control: rule -> queue -> event source mapping, DLQ);
-finally the notification API in front of the bus. Every step is idempotent.
+just created; the bus; the delivery path, one unit per wiring kind of lab_kernel/topologies.toml
+(async-invoke: rule -> DeliveryFunction with async retries and an on-failure queue; sqs-esm:
+rule -> queue -> event source mapping, DLQ); finally the notification API in front of the bus.
+Every step is idempotent.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -38,10 +39,11 @@ from bootstrap.resources import (
     ensure_table,
     ensure_usage_plan,
 )
-from labctl.settings import STATE_DIR, Settings
+from lab_kernel import endpoints as contract
+from lab_kernel.settings import Settings
 
 # `$LAB_ENDPOINTS_FILE` selects another file (a second, private lab), as the readers accept it.
-ENDPOINTS_FILE = Path(os.environ.get("LAB_ENDPOINTS_FILE") or STATE_DIR / "endpoints.json")
+ENDPOINTS_FILE = contract.default_path()
 COURIER_PROFILES = ("seed", "seed-code")
 
 
@@ -115,6 +117,75 @@ def check_account_concurrency(c: Clients, p: Progress, scope: str, expected: int
     return limit
 
 
+# --- the delivery path, one provisioning unit per wiring kind (lab_kernel/topologies.toml) --------
+
+def _sqs_esm_statement(c: Clients) -> dict[str, Any]:
+    return _statement(
+        ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
+        [c.arn("sqs", t.DELIVERY_QUEUE)],
+    )
+
+
+def _wire_sqs_esm(c: Clients, p: Progress, s: str, pattern: dict[str, Any], rule_arn: str, delivery_arn: str,
+                  queues: dict[str, str | None]) -> None:
+    """rule -> queue (DLQ after maxReceiveCount) -> event source mapping with maximum concurrency."""
+    dlq_url, dlq_arn = ensure_queue(c, p, s, t.DLQ, {"MessageRetentionPeriod": "1209600"})
+    queue_policy = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "events-to-queue",
+                "Effect": "Allow",
+                "Principal": {"Service": "events.amazonaws.com"},
+                "Action": "sqs:SendMessage",
+                "Resource": c.arn("sqs", t.DELIVERY_QUEUE),
+                "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
+            }
+        ],
+    }
+    queue_url, queue_arn = ensure_queue(
+        c, p, s, t.DELIVERY_QUEUE,
+        {
+            "VisibilityTimeout": str(t.QUEUE_VISIBILITY_TIMEOUT),
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": t.MAX_RECEIVE_COUNT}),
+            "Policy": json.dumps(queue_policy),
+        },
+    )
+    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-queue", queue_arn)
+    ensure_event_source_mapping(c, p, s, t.DELIVERY, queue_arn, t.ESM_BATCH_SIZE, t.ESM_MAX_CONCURRENCY)
+    queues.update(delivery=queue_url, dlq=dlq_url)
+
+
+def _async_invoke_statement(c: Clients) -> dict[str, Any]:
+    return _statement(["sqs:SendMessage"], [c.arn("sqs", t.ON_FAILURE_QUEUE)])
+
+
+def _wire_async_invoke(c: Clients, p: Progress, s: str, pattern: dict[str, Any], rule_arn: str, delivery_arn: str,
+                       queues: dict[str, str | None]) -> None:
+    """rule -> DeliveryFunction, invoked asynchronously: 2 retries, then the on-failure queue."""
+    failures_url, failures_arn = ensure_queue(c, p, s, t.ON_FAILURE_QUEUE, {"MessageRetentionPeriod": "1209600"})
+    ensure_async_config(c, p, s, t.DELIVERY, t.ASYNC_MAX_RETRIES, t.ASYNC_MAX_EVENT_AGE, failures_arn)
+    ensure_permission(c, p, s, t.DELIVERY, "events-notify-order", "events.amazonaws.com", rule_arn)
+    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-function", delivery_arn)
+    queues.update(on_failure=failures_url)
+
+
+class WiringUnit:
+    """How one wiring kind is provisioned: the delivery role's extra statement and the path itself."""
+
+    def __init__(self, delivery_statement: Callable[[Clients], dict[str, Any]],
+                 wire: Callable[..., None]) -> None:
+        self.delivery_statement = delivery_statement
+        self.wire = wire
+
+
+WIRINGS: dict[str, WiringUnit] = {
+    t.ASYNC_INVOKE: WiringUnit(_async_invoke_statement, _wire_async_invoke),
+    t.SQS_ESM: WiringUnit(_sqs_esm_statement, _wire_sqs_esm),
+}
+
+
+
 def provision_topology(
     c: Clients,
     topo: t.Topology,
@@ -139,15 +210,8 @@ def provision_topology(
         _statement(["secretsmanager:GetSecretValue"], [c.arn("secretsmanager", f"secret:{t.API_KEY_SECRET}-*")]),
         *_breaker_statements(c),
     ]
-    if topo.flow_control:
-        delivery_resources.append(
-            _statement(
-                ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
-                [c.arn("sqs", t.DELIVERY_QUEUE)],
-            )
-        )
-    else:
-        delivery_resources.append(_statement(["sqs:SendMessage"], [c.arn("sqs", t.ON_FAILURE_QUEUE)]))
+    wiring = WIRINGS[topo.wiring]
+    delivery_resources.append(wiring.delivery_statement(c))
     roles = {
         t.NOTIFICATION: _policy(_logs_statement(c, t.NOTIFICATION), _faults_statement(c, t.NOTIFICATION),
                                 _statement(["events:PutEvents"], [bus_arn])),
@@ -206,38 +270,7 @@ def provision_topology(
         packages[t.DELIVERY],
     )
     pattern = {"account": [topo.account], "detail-type": [t.DETAIL_TYPE]}
-    if topo.flow_control:
-        dlq_url, dlq_arn = ensure_queue(c, p, s, t.DLQ, {"MessageRetentionPeriod": "1209600"})
-        queue_policy = {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Sid": "events-to-queue",
-                    "Effect": "Allow",
-                    "Principal": {"Service": "events.amazonaws.com"},
-                    "Action": "sqs:SendMessage",
-                    "Resource": c.arn("sqs", t.DELIVERY_QUEUE),
-                    "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
-                }
-            ],
-        }
-        queue_url, queue_arn = ensure_queue(
-            c, p, s, t.DELIVERY_QUEUE,
-            {
-                "VisibilityTimeout": str(t.QUEUE_VISIBILITY_TIMEOUT),
-                "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": t.MAX_RECEIVE_COUNT}),
-                "Policy": json.dumps(queue_policy),
-            },
-        )
-        ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-queue", queue_arn)
-        ensure_event_source_mapping(c, p, s, t.DELIVERY, queue_arn, t.ESM_BATCH_SIZE, t.ESM_MAX_CONCURRENCY)
-        queues.update(delivery=queue_url, dlq=dlq_url)
-    else:
-        failures_url, failures_arn = ensure_queue(c, p, s, t.ON_FAILURE_QUEUE, {"MessageRetentionPeriod": "1209600"})
-        ensure_async_config(c, p, s, t.DELIVERY, t.ASYNC_MAX_RETRIES, t.ASYNC_MAX_EVENT_AGE, failures_arn)
-        ensure_permission(c, p, s, t.DELIVERY, "events-notify-order", "events.amazonaws.com", rule_arn)
-        ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-function", delivery_arn)
-        queues.update(on_failure=failures_url)
+    wiring.wire(c, p, s, pattern, rule_arn, delivery_arn, queues)
 
     # 5. the shop's webhook in front of the bus: no key, no throttle
     notification_arn = ensure_function(
@@ -267,10 +300,8 @@ def provision_topology(
 
 
 def write_endpoints(endpoints: dict[str, Any], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    tmp.write_text(json.dumps(endpoints, indent=2) + "\n")
-    tmp.replace(path)
+    """Through the contract: checked against endpoints.schema.json, written atomically."""
+    contract.write(endpoints, path)
 
 
 def provision_all(

@@ -12,9 +12,9 @@ Two steps the seed's own README does by hand or with tools the lab does not carr
                          /sls-observe/delivery/api-key, both read from the deployed stack.
 
   endpoints              an endpoints file of the seed's two branches, each deployed into its own
-                         account (`--account no-flow-control=444444444444 --account
-                         flow-control=555555555555`), in the lab's contract
-                         (bootstrap/endpoints.schema.json): `LAB_ENDPOINTS_FILE=... make load`
+                         account (`--account <topology>=444444444444`, once per branch,
+                         each branch named as its topology), in the lab's contract
+                         (lab_kernel/endpoints.schema.json): `LAB_ENDPOINTS_FILE=... make load`
                          then sends the lab's load profiles (`seed-code` is the seed's own
                          notify-perf-test.yml) to the seed's notify APIs.
 
@@ -24,8 +24,8 @@ Two steps the seed's own README does by hand or with tools the lab does not carr
   .venv/bin/python -m bootstrap.seed_app requirements /path/to/seed
   export PATH="$(.venv/bin/python -m bootstrap.seed_app runtime-path):$PATH"
   .venv/bin/python -m bootstrap.seed_app configure --stack-name sls-observe
-  .venv/bin/python -m bootstrap.seed_app endpoints --account no-flow-control=444444444444 \
-      --account flow-control=555555555555 --out .lab/seed-endpoints.json
+  .venv/bin/python -m bootstrap.seed_app endpoints --account <storm topology>=444444444444 \
+      --account <remedy topology>=555555555555 --out .lab/seed-endpoints.json
 
 The endpoint and account come from the usual variables (AWS_ENDPOINT_URL, AWS_ACCESS_KEY_ID); the
 region is the seed's, ap-southeast-2 (its samconfig.toml deploys there whatever AWS_DEFAULT_REGION
@@ -43,6 +43,8 @@ from pathlib import Path
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
+
+from lab_kernel import topologies as catalogue
 
 
 def _norm(name: str) -> str:
@@ -154,7 +156,7 @@ def configure(stack_name: str, api_logical_id: str, path: str, parameter: str, s
     # function sees it (compose mode: 4566 inside the container, whatever port the host maps).
     if endpoint:
         from bootstrap.provision import function_side_url
-        from labctl.settings import Settings
+        from lab_kernel.settings import Settings
 
         base = endpoint.rstrip("/")
         url = f"{function_side_url(base, Settings.load())}/_aws/execute-api/{api_id}/{stage}{path}"
@@ -247,7 +249,7 @@ def endpoints_file(accounts: dict[str, str], region: str, out: Path) -> dict:
     import boto3
 
     from bootstrap.provision import write_endpoints
-    from labctl.settings import Settings
+    from lab_kernel.settings import Settings
 
     endpoint = os.environ.get("AWS_ENDPOINT_URL")
     if not endpoint:
@@ -266,7 +268,8 @@ def endpoints_file(accounts: dict[str, str], region: str, out: Path) -> dict:
 
 
 SEED_REPOSITORY = "https://github.com/walmsles/serverless-observability"
-SEED_BRANCHES = {"no-flow-control": "444444444444", "flow-control": "555555555555"}
+# the seed's two branches are named as the lab's comparison pair (lab_kernel/topologies.toml)
+SEED_BRANCHES = dict(zip(catalogue.catalogue().pair, ("444444444444", "555555555555"), strict=True))
 SEED_REGION = "ap-southeast-2"
 
 
@@ -324,8 +327,9 @@ def deploy(seed_dir: Path, accounts: dict[str, str], endpoint: str, out: Path) -
 
 def _account_pair(text: str) -> tuple[str, str]:
     name, _, account = text.partition("=")
-    if name not in ("no-flow-control", "flow-control") or not (account.isdigit() and len(account) == 12):
-        raise argparse.ArgumentTypeError(f"{text!r}: use no-flow-control=<12 digits> or flow-control=<12 digits>")
+    known = catalogue.names()
+    if name not in known or not (account.isdigit() and len(account) == 12):
+        raise argparse.ArgumentTypeError(f"{text!r}: use " + " or ".join(f"{n}=<12 digits>" for n in known))
     return name, account
 
 
@@ -347,19 +351,21 @@ def main(argv: list[str] | None = None) -> int:
                       help="the seed's samconfig.toml region, which its delivery code also names")
     ends = sub.add_parser("endpoints", help="an endpoints file of the deployed branches for the lab's tools")
     ends.add_argument("--account", action="append", type=_account_pair, required=True, dest="accounts",
-                      help="topology=account, once per deployed branch, e.g. no-flow-control=444444444444")
+                      help="topology=account, once per deployed branch, e.g. "
+                           f"{next(iter(SEED_BRANCHES))}=444444444444")
     ends.add_argument("--region", default="ap-southeast-2")
     ends.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "seed-endpoints.json")
     dep = sub.add_parser("deploy", help="every step for both branches: worktrees, requirements, sam build, "
                                         "sam deploy, configure, the endpoints file")
     dep.add_argument("seed_dir", type=Path, help=f"a clone of {SEED_REPOSITORY}")
     dep.add_argument("--account", action="append", type=_account_pair, dest="accounts",
-                     help="topology=account (default: no-flow-control=444444444444 flow-control=555555555555)")
+                     help="topology=account (default: "
+                          + " ".join(f"{n}={a}" for n, a in SEED_BRANCHES.items()) + ")")
     dep.add_argument("--endpoint", default=None, help="the lab's LocalStack (default $AWS_ENDPOINT_URL or the lab's)")
     dep.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / ".lab" / "seed-endpoints.json")
     args = parser.parse_args(argv)
     if args.command == "deploy":
-        from labctl.settings import Settings
+        from lab_kernel.settings import Settings
 
         if args.seed_dir == Path("."):
             raise SystemExit(f"[seed-app] say where the seed is: make seed-app SEED_DIR=<a clone of {SEED_REPOSITORY}>")

@@ -1,4 +1,4 @@
-"""The names and shapes both topologies share: one emulated AWS account per topology.
+"""The names and shapes every topology shares: one emulated AWS account per topology.
 
 Each topology is complete in its own account (functions, bus, APIs, its own courier with its own
 key and usage plan, tables, parameters) so the two can run at the same time without sharing a
@@ -7,7 +7,10 @@ concurrency pool or a courier rate limit: on AWS they would be two accounts or t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from lab_kernel import topologies as catalogue
+from lab_kernel.topologies import ASYNC_INVOKE, SQS_ESM, Topology
+
+__all__ = ["ASYNC_INVOKE", "SQS_ESM", "TOPOLOGIES", "Topology"]
 
 REGION = "us-east-1"
 RUNTIME = "python3.13"
@@ -65,16 +68,8 @@ ASYNC_MAX_RETRIES = 2
 ASYNC_MAX_EVENT_AGE = 21600
 
 
-@dataclass(frozen=True)
-class Topology:
-    name: str
-    account: str
-    flow_control: bool
-
-
-NO_FLOW_CONTROL = Topology("no-flow-control", "111111111111", flow_control=False)
-FLOW_CONTROL = Topology("flow-control", "222222222222", flow_control=True)
-TOPOLOGIES: tuple[Topology, ...] = (NO_FLOW_CONTROL, FLOW_CONTROL)
+# every topology of lab_kernel/topologies.toml, in its order
+TOPOLOGIES: tuple[Topology, ...] = catalogue.catalogue().topologies
 
 
 def log_group(function_name: str) -> str:

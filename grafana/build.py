@@ -22,7 +22,8 @@ from grafana_foundation_sdk.models import dashboard as dash_m
 
 from grafana.lint import lint
 from grafana.panels import APP_SELECTOR, APP_VARIABLES, TOPOLOGIES, PanelSpec, app_catalogue, catalogue
-from labctl.settings import REPO_ROOT, Settings, read_env_file
+from lab_kernel import topologies as lab_topologies
+from lab_kernel.settings import REPO_ROOT, Settings, read_env_file
 
 DASHBOARDS_DIR = Path(__file__).resolve().parent / "dashboards"
 DATASOURCE_UID = "lab-prometheus"  # fixed: provisioning/datasources/prometheus.yml
@@ -122,11 +123,15 @@ def _base(uid: str, title: str, description: str) -> dash_b.Dashboard:
 
 
 def overview(specs: tuple[PanelSpec, ...]) -> dict:
-    """The home dashboard: every panel for both topologies, side by side (left: no flow control)."""
+    """The home dashboard: every panel for every catalogue topology, one column each, side by side."""
+    topologies = lab_topologies.catalogue().topologies
+    width = max(1, 24 // len(topologies))
+    places = ("left", "right") if len(topologies) == 2 else tuple(f"column {i + 1}" for i in range(len(topologies)))
+    columns = " and ".join(f"{t.name} ({place})" for t, place in zip(topologies, places, strict=True))
     board = _base(
-        OVERVIEW_UID, "Serverless Boundary Lab: no flow control vs flow control",
-        "The article's graphs for both topologies at once: no-flow-control (left) and "
-        "flow-control (right), under the same Locust profile.",
+        OVERVIEW_UID, "Serverless Boundary Lab: " + " vs ".join(t.title for t in topologies),
+        f"The article's graphs for {'both' if len(topologies) == 2 else 'all'} topologies at once: "
+        f"{columns}, under the same Locust profile.",
     )
     pid, y = 1, 0
     for spec in specs:
@@ -134,7 +139,7 @@ def overview(specs: tuple[PanelSpec, ...]) -> dict:
             if topology in spec.topologies:
                 board = board.with_panel(
                     panel(spec, _topology_selector(topology), f"{spec.title} - {topology}",
-                          12 * column, y, 12).id(pid)
+                          width * column, y, width).id(pid)
                 )
                 pid += 1
         y += HEIGHT[spec.kind]
@@ -144,8 +149,7 @@ def overview(specs: tuple[PanelSpec, ...]) -> dict:
 def per_topology(specs: tuple[PanelSpec, ...], topology: str) -> dict:
     board = _base(
         f"lab-{topology}", f"Serverless Boundary Lab: {topology}",
-        f"Every panel of the {topology} topology (account "
-        f"{'111111111111' if topology == 'no-flow-control' else '222222222222'}).",
+        f"Every panel of the {topology} topology (account {lab_topologies.get(topology).account}).",
     )
     return _encode(_grid(board, [s for s in specs if topology in s.topologies],
                          _topology_selector(topology)))

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import yaml
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 
 METRICS_DOC = REPO_ROOT / "docs" / "METRICS.md"
 BUILTIN_VARIABLES = {"$__rate_interval": "1m", "$__range": "5m", "$__interval": "15s"}

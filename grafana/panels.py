@@ -1,6 +1,6 @@
 """The dashboards' panels as data: what each shows, its PromQL, unit and thresholds.
 
-Every query takes a topology selector `{sel}` (`topology="no-flow-control"`), so the same panel
+Every query takes a topology selector `{sel}` (`topology="<name>"`), so the same panel
 is drawn per topology and side by side. Names come from docs/METRICS.md and the bootstrap's
 resource names (bootstrap/topology.py). `$__rate_interval` and `$__range` are Grafana's.
 """
@@ -9,7 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-TOPOLOGIES = ("no-flow-control", "flow-control")
+from lab_kernel import topologies as lab_topologies
+
+# every topology of lab_kernel/topologies.toml, in its order
+TOPOLOGIES = lab_topologies.names()
+# the topologies whose delivery function is invoked asynchronously (Lambda's internal event queue)
+ASYNC_TOPOLOGIES = tuple(t.name for t in lab_topologies.catalogue().topologies if t.wiring == lab_topologies.ASYNC_INVOKE)
 RATE = "$__rate_interval"
 
 NOTIFICATION = "NotificationFunction"
@@ -192,7 +197,7 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
         PanelSpec(
             "queue-depth", "Queue depth",
             "SQS messages visible and in flight per queue: the delivery queue and its DLQ "
-            "(flow-control), the on-failure destination (no-flow-control).", "short",
+            "(sqs-esm wiring), the on-failure destination (async-invoke wiring).", "short",
             (
                 Query("sum by (queue_name) (lab_sqs_messages_visible{{sel}})",
                       "visible {{queue_name}}"),
@@ -225,7 +230,7 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
                       "event age p95"),
             ),
             ((None, GREEN), (1, ORANGE), (5, RED)),
-            topologies=("no-flow-control",),
+            topologies=ASYNC_TOPOLOGIES,
             extra={"right_axis_seconds": "event age p95"},
         ),
         PanelSpec(

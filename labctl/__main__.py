@@ -16,7 +16,7 @@ import sys
 import time
 
 from labctl import compose, localstack_host, mode, processes
-from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
+from lab_kernel.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
 ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
 PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_LOCALSTACK_FLOW_CONTROL_PORT", "LAB_PROMETHEUS_PORT",

@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 from labctl import images, localstack_host, mode, processes, prometheus_host
-from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
+from lab_kernel.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
 # Inside the compose network every LocalStack listens on 4566 under its service name.
 CONTAINER_PORT = 4566

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.settings import REPO_ROOT, Settings, SettingsError
+from lab_kernel.settings import REPO_ROOT, Settings, SettingsError
 
 # Marks a base made here with debootstrap, so a later build knows it is not the pinned digest.
 DEBOOTSTRAP_LABEL = "org.serverless-boundary-lab.base"

@@ -10,7 +10,7 @@ import urllib.request
 from pathlib import Path
 
 from labctl import processes
-from labctl.settings import STATE_DIR, Settings
+from lab_kernel.settings import STATE_DIR, Settings
 
 HEALTH_PATH = "/_localstack/health"
 # The services the lab uses (fewer services, faster start); `.env`'s LAB_LOCALSTACK_SERVICES, which

@@ -6,7 +6,7 @@ import os
 import shutil
 import subprocess
 
-from labctl.settings import STATE_DIR, SettingsError
+from lab_kernel.settings import STATE_DIR, SettingsError
 
 MODES = ("docker", "host")
 MODE_FILE = STATE_DIR / "mode"

@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from labctl.settings import STATE_DIR
+from lab_kernel.settings import STATE_DIR
 
 PID_DIR = STATE_DIR / "pids"
 LOG_DIR = STATE_DIR / "logs"

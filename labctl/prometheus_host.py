@@ -1,7 +1,9 @@
 """Prometheus as a host process (host mode): Debian's `prometheus`, config and TSDB in `.lab/`.
 
 The config is `prometheus/prometheus.yml` (the compose one) with its scrape targets pointed at
-127.0.0.1, so relabelling and intervals are the same in both modes.
+127.0.0.1, so relabelling and intervals are the same in both modes. The relabel rules that name
+each account's topology are generated from lab_kernel/topologies.toml (`relabel_rules`) in every
+rendered config, compose's too; the committed file holds the same rules (a unit test keeps it so).
 """
 
 from __future__ import annotations
@@ -12,8 +14,9 @@ from pathlib import Path
 
 import yaml
 
+from lab_kernel import topologies as lab_topologies
+from lab_kernel.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 from labctl import processes
-from labctl.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
 CONFIG_TEMPLATE = REPO_ROOT / "prometheus" / "prometheus.yml"
 INSTALL_HINT = "install it with `bash scripts/install-system-deps.sh` (Debian package prometheus)"
@@ -32,10 +35,21 @@ def binary() -> str:
     return path
 
 
+def relabel_rules() -> list[dict[str, str]]:
+    """One rule per catalogue topology: its account's series get `topology="<name>"`."""
+    return [
+        {"source_labels": ["account"], "regex": t.account, "target_label": "topology", "replacement": t.name}
+        for t in lab_topologies.catalogue().topologies
+    ]
+
+
 def render_config(targets: dict[str, list[str]], template: Path = CONFIG_TEMPLATE) -> str:
-    """The committed config with each job's static targets replaced (job name -> host:port)."""
+    """The committed config with each job's static targets replaced (job name -> host:port) and
+    the LocalStack job's topology relabelling generated from the catalogue."""
     config = yaml.safe_load(template.read_text())
     jobs = {job["job_name"]: job for job in config["scrape_configs"]}
+    if "localstack" in jobs:
+        jobs["localstack"]["metric_relabel_configs"] = relabel_rules()
     unknown = set(targets) - set(jobs)
     if unknown:
         raise PrometheusError(f"{template} has no scrape job(s) {', '.join(sorted(unknown))}")

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from labctl import mode, processes
-from labctl.settings import REPO_ROOT, Settings, SettingsError
+from lab_kernel.settings import REPO_ROOT, Settings, SettingsError
 from load.profiles import PROFILES_FILE, ProfileError, get_profile, load_profiles
 from load.targets import CHOICES, ENDPOINTS_FILE, TargetError, load_targets
 

@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from report import endpoints as endpoints_mod
+from lab_kernel import endpoints as endpoints_mod
+from lab_kernel import topologies as catalogue
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -31,7 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     a.add_argument("--out", type=Path, help="folder to write into (default: the run folder)")
     s = sub.add_parser("story", help="every log line of one order, in time order")
     s.add_argument("correlation_id", nargs="?", default="")
-    s.add_argument("--topology", choices=endpoints_mod.TOPOLOGIES, help="default: search both")
+    s.add_argument("--topology", choices=catalogue.names(), help="default: search both")
     s.add_argument("--account", help="search every function of this account instead (an app deployed "
                                       "with SAM or CloudFormation), e.g. 444444444444")
     s.add_argument("--region", default=None, help="with --account: its region (default $AWS_DEFAULT_REGION or us-east-1)")
@@ -160,7 +161,7 @@ def _story(endpoints: endpoints_mod.Endpoints, args: argparse.Namespace) -> int:
         from report.story import account_topology
 
         region = args.region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        probe = endpoints_mod.Topology(name="", account=args.account, region=region, notify_url="", courier_url="",
+        probe = endpoints_mod.TopologyEndpoints(name="", account=args.account, region=region, notify_url="", courier_url="",
                                        queues={}, functions={}, log_groups={}, deliveries_table="",
                                        localstack_url=endpoints.localstack_url)
         topologies = [account_topology(args.account, region, endpoints.localstack_url,

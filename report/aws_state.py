@@ -14,10 +14,10 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from report.endpoints import Endpoints, Topology
+from lab_kernel.endpoints import Endpoints, TopologyEndpoints
 
 
-def client(endpoints: Endpoints, topology: Topology, service: str, read_timeout: float = 60, attempts: int = 2) -> Any:
+def client(endpoints: Endpoints, topology: TopologyEndpoints, service: str, read_timeout: float = 60, attempts: int = 2) -> Any:
     """A boto3 client in the topology's emulated account (LocalStack maps the access key to it)."""
     return boto3.client(
         service,

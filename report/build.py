@@ -13,12 +13,13 @@ from typing import Any
 
 import requests
 
-from labctl.settings import REPO_ROOT, Settings
+from lab_kernel.settings import REPO_ROOT, Settings
 from report import aws_state, overlay, panels
 from report.capacity import Preview, preview
 from report.collect import DEFAULT_SETTLE_SECONDS, TopologyResult, collect
 from report.config_sources import ConfigError, gather, live_config
-from report.endpoints import TOPOLOGIES, Endpoints, Topology
+from lab_kernel import topologies as catalogue
+from lab_kernel.endpoints import Endpoints, TopologyEndpoints
 from report.figures import Figures, from_prometheus, merge
 from report.overhead import Overhead
 from report.prom import Prometheus, PrometheusError
@@ -36,7 +37,7 @@ def say(message: str) -> None:
 def client_factory(endpoints: Endpoints):
     cache: dict[tuple[str, str], Any] = {}
 
-    def client_for(topology: Topology, service: str) -> Any:
+    def client_for(topology: TopologyEndpoints, service: str) -> Any:
         key = (topology.name, service)
         if key not in cache:
             cache[key] = aws_state.client(endpoints, topology, service)
@@ -88,8 +89,8 @@ def configuration(endpoints: Endpoints, window: RunWindow, prev: Preview | None,
         cfg["function runtime"] = str(live.get("runtime"))
         cfg["account concurrency limit (each account)"] = str(live["account_limit"])
         cfg["courier usage plan"] = f"rate {live['courier_rate']:g}/s, burst {live['courier_burst']:g}"
-        cfg["async retries (no-flow-control)"] = str(live["async_retries"])
-        cfg["ESM maximum concurrency (flow-control)"] = str(live["esm_max_concurrency"])
+        cfg[f"async retries ({catalogue.catalogue().storm})"] = str(live["async_retries"])
+        cfg[f"ESM maximum concurrency ({catalogue.catalogue().remedy})"] = str(live["esm_max_concurrency"])
         cfg["courier profile (deployed)"] = str(live["courier_profile"])
     cfg["Lambda executor"] = Settings.load().get("LAMBDA_RUNTIME_EXECUTOR", "?")
     for name, topology in endpoints.topologies.items():
@@ -164,7 +165,7 @@ def build(
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     sampled: Figures | None = None,
     criteria_fn: Any = None,
-    topologies: tuple[str, ...] = TOPOLOGIES,
+    topologies: tuple[str, ...] | None = None,
     overhead: Overhead | None = None,
     windows: dict[str, RunWindow] | None = None,
     run_order: list[str] | None = None,
@@ -179,7 +180,7 @@ def build(
     client_for = client_factory(endpoints)
 
     results: dict[str, TopologyResult] = {}
-    for name in topologies:
+    for name in topologies or catalogue.names():
         if name not in endpoints.topologies:
             continue
         say(f"{name}: reading logs, courier records and queues ...")

@@ -6,7 +6,7 @@ a minute before the load:
 1. idle: a few seconds with the lab doing nothing: the lab's own CPU (LocalStack's pollers and
    flushers), and the cores other work on the machine keeps busy;
 2. per Lambda invocation: a few orders to start the environments, then a few dozen through the
-   no-flow-control topology at a steady rate below the courier's limit (no storm), until its
+   storm topology (asynchronous wiring) at a steady rate below the courier's limit (no storm), until its
    invocations stop; the lab's CPU above
    idle over that time, divided by the invocations its platform counted (notify, delivery, the
    courier's function);
@@ -47,7 +47,7 @@ import requests
 
 from bootstrap.topology import API_KEY_SECRET
 from report.aws_state import client
-from report.endpoints import Endpoints, Topology
+from lab_kernel.endpoints import Endpoints, TopologyEndpoints
 from report.figures import scrape
 from report.run_order import UnitCost, available_cores
 
@@ -202,9 +202,9 @@ def _listener(url: str) -> psutil.Process | None:
     return None
 
 
-def measure(endpoints: Endpoints, topology: Topology, say: Callable[[str], None] = print) -> UnitCost:
-    """The prices, measured now on `topology` (the no-flow-control one: its deliveries follow each
-    order at once)."""
+def measure(endpoints: Endpoints, topology: TopologyEndpoints, say: Callable[[str], None] = print) -> UnitCost:
+    """The prices, measured now on `topology` (the storm one, asynchronous: its deliveries follow
+    each order at once)."""
     url = topology.localstack_url or endpoints.localstack_url
     try:
         lab = LabCpu(endpoints.localstack_urls)

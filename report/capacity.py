@@ -11,72 +11,16 @@ It is a prediction to put beside the measurement, not a simulator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from lab_kernel.topologies import catalogue
+from report.model_inputs import CapacityInputs, Phase, Retry, profile_timeline
 
 if TYPE_CHECKING:
     from report.simulate import Simulation
 
-
-@dataclass(frozen=True)
-class Phase:
-    """One phase of a load profile: the arrival rate ramps linearly from `start` to `end`."""
-
-    name: str
-    seconds: float
-    start_rate: float
-    end_rate: float
-
-    def rate_at(self, t: float) -> float:
-        if self.seconds <= 0:
-            return self.end_rate
-        return self.start_rate + (self.end_rate - self.start_rate) * min(max(t / self.seconds, 0), 1)
-
-
-@dataclass(frozen=True)
-class Retry:
-    """tenacity's policy in the delivery function: stop_after_attempt(N), wait_fixed + wait_random."""
-
-    attempts: int
-    wait_fixed: float
-    wait_random_min: float
-    wait_random_max: float
-
-    @property
-    def waits(self) -> int:
-        return max(self.attempts - 1, 0)
-
-    @property
-    def max_wait(self) -> float:
-        return self.wait_fixed + self.wait_random_max
-
-    @property
-    def min_wait(self) -> float:
-        return self.wait_fixed + self.wait_random_min
-
-    @property
-    def mean_wait(self) -> float:
-        return self.wait_fixed + (self.wait_random_min + self.wait_random_max) / 2
-
-
-@dataclass(frozen=True)
-class CapacityInputs:
-    profile: str
-    phases: tuple[Phase, ...]
-    function_timeout: float  # delivery function timeout, seconds
-    retry: Retry
-    courier_rate: float  # usage plan rateLimit, requests/s
-    courier_burst: float  # usage plan burstLimit
-    courier_failure_rate: float  # share of courier calls that fail at once (by design)
-    courier_latency_min: float  # seconds a successful courier call takes, range
-    courier_latency_max: float
-    account_limit: int  # account concurrency limit (per topology: one account each)
-    async_retries: int  # Lambda asynchronous retries (no-flow-control)
-    esm_max_concurrency: int  # event source mapping maximum concurrency (flow-control)
-    http_timeout: float | None = None  # the delivery function's courier call timeout
-    queue_visibility_timeout: float = 150.0  # flow-control: a failed receive comes back after it
-    max_receive_count: int = 5  # flow-control: receives before the DLQ
-    sources: dict[str, str] = field(default_factory=dict)  # where each number came from
+__all__ = ["CapacityInputs", "Phase", "Retry", "preview", "profile_timeline", "render_text"]
 
 
 @dataclass(frozen=True)
@@ -124,15 +68,20 @@ class Preview:
     spread: tuple[Simulation, ...] = ()  # the same under several seeds (report.simulate.SPREAD_SEEDS)
 
 
-def profile_timeline(phases: tuple[Phase, ...], step: float = 1.0) -> list[float]:
-    """The arrival rate every `step` seconds over the whole profile."""
-    rates: list[float] = []
-    for phase in phases:
-        t = 0.0
-        while t < phase.seconds:
-            rates.append(phase.rate_at(t + step / 2))
-            t += step
-    return rates
+def _storm() -> str:
+    """The catalogue's storm topology: the asynchronous case of the arithmetic below."""
+    return catalogue().storm
+
+
+def _remedy() -> str:
+    """The catalogue's remedy topology: the queued case."""
+    return catalogue().remedy
+
+
+def _label(name: str) -> str:
+    """`name:` padded so the pair's lines line up."""
+    width = max(len(n) for n in catalogue().pair) + 2
+    return f"{name}:".ljust(width)
 
 
 def _attempt_sums(p: float, retry: Retry, success_seconds: float) -> tuple[float, float, float]:
@@ -264,7 +213,7 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
     nfc_success = sum(r * nfc_states[r].success for r in timeline) / total if total else 1.0
     nfc_concurrency = max(s.concurrency for s in nfc_states.values())
     nfc = TopologyPrediction(
-        topology="no-flow-control",
+        topology=_storm(),
         peak=nfc_peak,
         expected_success=nfc_success,
         peak_concurrency=min(nfc_concurrency, inputs.account_limit),
@@ -272,7 +221,7 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
     )
     findings.append(
         Finding(
-            "no-flow-control: expected concurrency = arrival rate x duration",
+            f"{_storm()}: expected concurrency = arrival rate x duration",
             not nfc.reaches_account_limit,
             f"at {peak:g} orders/s x {nfc_peak.concurrency / max(peak * nfc_peak.invocation_seconds, 1e-9):.2f} "
             f"invocations per order x {nfc_peak.invocation_seconds:.1f} s per invocation = "
@@ -288,7 +237,7 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
         backlog = max(0.0, backlog + rate - fc_throughput)
     drain = backlog / fc_throughput if fc_throughput > 0 else float("inf")
     fc = TopologyPrediction(
-        topology="flow-control",
+        topology=_remedy(),
         peak=fc_state,
         expected_success=fc_state.success,
         peak_concurrency=fc_state.concurrency,
@@ -299,7 +248,7 @@ def preview(inputs: CapacityInputs, simulated: bool = True) -> Preview:
     )
     findings.append(
         Finding(
-            "flow-control: queue throughput vs peak",
+            f"{_remedy()}: queue throughput vs peak",
             fc_throughput >= peak,
             f"{inputs.esm_max_concurrency} consumers / {fc_state.invocation_seconds:.2f} s per "
             f"delivery = {fc_throughput:.1f} orders/s (courier sees {fc_state.courier_calls:.1f} "
@@ -340,12 +289,12 @@ def render_text(result: Preview) -> str:
     lines.append("  steady state (no clock: an upper bound on the storm, blind to retry timing):")
     n, c = result.no_flow_control, result.flow_control
     lines.append(
-        f"    no-flow-control: peak concurrency {n.peak_concurrency:.0f}"
+        f"    {_label(_storm())}peak concurrency {n.peak_concurrency:.0f}"
         f"{' (the account limit)' if n.reaches_account_limit else ''}, "
         f"actual success {n.expected_success:.0%}"
     )
     lines.append(
-        f"    flow-control:    delivery concurrency {c.peak_concurrency:.0f}, "
+        f"    {_label(_remedy())}delivery concurrency {c.peak_concurrency:.0f}, "
         f"{c.throughput:.1f} orders/s, backlog {c.backlog_at_end:.0f}, drain {c.drain_seconds:.0f} s, "
         f"success {c.expected_success:.2%} after the drain"
     )
@@ -362,12 +311,12 @@ def _simulation_lines(sim: Simulation) -> list[str]:
     lowest = f"{n.lowest_delivery_success:.0%}" if n.lowest_delivery_success is not None else "n/a"
     return [
         f"  simulated run (report.simulate: ideal platform, seed {sim.seed}; the timing above cannot show):",
-        f"    no-flow-control: {n.accepted} of {n.offered} orders accepted, peak concurrency "
+        f"    {_label(_storm())}{n.accepted} of {n.offered} orders accepted, peak concurrency "
         f"{n.peak_account_concurrency} (delivery {n.peak_delivery_concurrency}), throttles: {throttles}; "
         f"{n.courier_429s} of {n.courier_calls} courier calls got 429; delivery success bottoms out at "
         f"{lowest} a minute; {n.delivered} delivered, {n.dead_lettered} dead-lettered, "
         f"{n.duplicated} duplicated: actual success {n.actual_success or 0:.1%} once every retry has run",
-        f"    flow-control:    {c.accepted} accepted, delivery concurrency {c.peak_delivery_concurrency}; "
+        f"    {_label(_remedy())}{c.accepted} accepted, delivery concurrency {c.peak_delivery_concurrency}; "
         f"{c.delivered} delivered, {c.dead_lettered} dead-lettered: {c.actual_success or 0:.1%}; the queue's "
         f"last order delivered {c.last_delivery_after_load:.0f} s after the load",
     ]

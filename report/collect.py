@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from report import ledger as ledger_mod
 from report.courier_calls import CourierCall, courier_calls
 from report.aws_state import CourierRecord, QueueContents, read_queue, scan_deliveries
-from report.endpoints import Topology
+from lab_kernel.endpoints import TopologyEndpoints
 from report.logs import LogLine, fetch_all, index_statuses
 from report.quantiles import nearest_rank
 from report.runs import RunWindow
@@ -100,9 +100,9 @@ def run_lines(lines: list[LogLine], window: RunWindow) -> list[LogLine]:
 
 
 def collect(
-    topology: Topology,
+    topology: TopologyEndpoints,
     window: RunWindow,
-    client_for: Callable[[Topology, str], Any],
+    client_for: Callable[[TopologyEndpoints, str], Any],
     settle_seconds: float = DEFAULT_SETTLE_SECONDS,
     now: float | None = None,
 ) -> TopologyResult:

@@ -20,9 +20,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from report.capacity import CapacityInputs, Phase, Retry
-from report.endpoints import Endpoints
+from lab_kernel.endpoints import Endpoints
+from lab_kernel.topologies import catalogue
 
 DELIVERY_CODE = REPO_ROOT / "lambdas" / "delivery" / "app.py"
 COURIER_CODE = REPO_ROOT / "lambdas" / "slow_api" / "app.py"
@@ -121,8 +122,8 @@ def live_config(endpoints: Endpoints) -> dict[str, Any]:
     from report.aws_state import client
 
     out: dict[str, Any] = {}
-    nfc = endpoints.topology("no-flow-control")
-    fc = endpoints.topology("flow-control")
+    nfc = endpoints.topology(catalogue().storm)
+    fc = endpoints.topology(catalogue().remedy)
     lam = client(endpoints, nfc, "lambda")
     delivery = lam.get_function_configuration(FunctionName=nfc.functions["delivery"])
     out["function_timeout"] = float(delivery["Timeout"])
@@ -141,13 +142,13 @@ def live_config(endpoints: Endpoints) -> dict[str, Any]:
     plans = apigw.get_usage_plans().get("items", [])
     throttled = [p for p in plans if p.get("throttle")]
     if not throttled:
-        raise ConfigError("no usage plan with a throttle in the no-flow-control account: run `make bootstrap`")
+        raise ConfigError(f"no usage plan with a throttle in the {nfc.name} account: run `make bootstrap`")
     out["courier_rate"] = float(throttled[0]["throttle"].get("rateLimit", 0))
     out["courier_burst"] = float(throttled[0]["throttle"].get("burstLimit", 0))
     fc_lam = client(endpoints, fc, "lambda")
     mappings = fc_lam.list_event_source_mappings(FunctionName=fc.functions["delivery"]).get("EventSourceMappings", [])
     if not mappings:
-        raise ConfigError("no event source mapping on the flow-control delivery function: run `make bootstrap`")
+        raise ConfigError(f"no event source mapping on the {fc.name} delivery function: run `make bootstrap`")
     out["esm_max_concurrency"] = int((mappings[0].get("ScalingConfig") or {}).get("MaximumConcurrency", 1000))
     queue_url = fc.queues.get("delivery")
     if queue_url:

@@ -20,13 +20,14 @@ from pathlib import Path
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from report import build as build_mod
 from report.aws_state import client, queue_attributes
 from report.calibrate import CalibrationError, machine_cores, measure
 from report.capacity import Preview, preview, render_text
 from report.config_sources import ConfigError, gather
-from report.endpoints import TOPOLOGIES, Endpoints
+from lab_kernel import topologies as catalogue
+from lab_kernel.endpoints import Endpoints
 from report.figures import PlatformSampler
 from report.overhead import PROBE_ACCOUNT, Overhead, Probe, Sample, summarise
 from report.run_order import AUTO, IN_TURNS, Decision, Work, decide
@@ -256,7 +257,7 @@ def experiment(
     except ConfigError as error:
         say(f"capacity preview unavailable: {error}")
     if drain_timeout is None:
-        # the predicted drain of the flow-control backlog, with room for the model being rough
+        # the predicted drain of the remedy's backlog, with room for the model being rough
         # (measured: on a saturated 2-core machine the smoke backlog took 3x the predicted time)
         drain_timeout = max(900.0, 3 * (predicted_drain or 0) + 330 + 120)
     # before the sampler and the drainer take their baselines: the calibration's own orders and
@@ -266,7 +267,7 @@ def experiment(
     if check_only:
         return 0
     # in turns, the storm's topology first: the overhead probe measures the emulator beside it
-    plan = [t for t in TOPOLOGIES if t in endpoints.topologies] if decision.in_turns else ["both"]
+    plan = [t for t in catalogue.names() if t in endpoints.topologies] if decision.in_turns else ["both"]
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
     probe, idle, overhead = _start_probe(endpoints)
@@ -358,7 +359,7 @@ def combined_folder(
 
 def _start_probe(endpoints: Endpoints) -> tuple[Probe | None, list[Sample], Overhead | None]:
     """The overhead probe on the storm's LocalStack, with its idle baseline taken before the load."""
-    storm = endpoints.topologies.get("no-flow-control")
+    storm = endpoints.topologies.get(catalogue.catalogue().storm)
     url = (storm.localstack_url if storm else "") or endpoints.localstack_url
     try:
         probe = Probe(url).provision()

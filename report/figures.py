@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from report.endpoints import Endpoints
+from lab_kernel.endpoints import Endpoints
+from lab_kernel.topologies import catalogue
 from report.prom import Prometheus
 
-ACCOUNT_TOPOLOGY = {"111111111111": "no-flow-control", "222222222222": "flow-control"}
+ACCOUNT_TOPOLOGY = catalogue().by_account()  # account -> topology (lab_kernel/topologies.toml)
 
 
 @dataclass

@@ -3,8 +3,8 @@
 On AWS a storm in one account does not slow another account's functions or APIs. In the lab both
 share a LocalStack process and the machine's cores, so whatever a probe in its own account
 (444444444444, its own concurrency pool) measures above its idle figure is the emulator's overhead,
-not AWS's behaviour. The experiment runs the probe on the no-flow-control topology's LocalStack (the
-storm's) from before the load to the end of the load: a trivial function invoked directly and
+not AWS's behaviour. The experiment runs the probe on the storm topology's LocalStack (the
+catalogue's `storm`) from before the load to the end of the load: a trivial function invoked directly and
 through a REST API with a Lambda proxy integration, twice a second. Issue #15 holds the storm to
 at most 2x the idle p50 and under 500 ms at p95.
 

@@ -1,7 +1,7 @@
 """Topologies that ran in turns, overlaid on the time since each one's own load started.
 
 Side by side, both loads start together and one clock serves both. In turns (`report.run_order`)
-the flow-control load starts after the no-flow-control one has drained; the report compares them
+the remedy's load starts after the storm's has drained; the report compares them
 as if they had started together: each topology's times are moved back by how much later its own
 load started than the first one's, so minute 3 is minute 3 of each load.
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from report.endpoints import TOPOLOGIES, Endpoints
+from lab_kernel import topologies as catalogue
+from lab_kernel.endpoints import Endpoints
 from report.prom import Prometheus, Series
 
-COLOURS = {"no-flow-control": "#d62728", "flow-control": "#2ca02c"}
+COLOURS = {t.name: t.colour for t in catalogue.catalogue().topologies}
 XLABEL = "minutes since the run started"
 
 
@@ -238,4 +239,5 @@ class _Default(dict):
 
 
 def topology_order(names: list[str]) -> list[str]:
-    return [t for t in TOPOLOGIES if t in names] + sorted(n for n in names if n not in TOPOLOGIES)
+    known = catalogue.names()
+    return [t for t in known if t in names] + sorted(n for n in names if n not in known)

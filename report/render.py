@@ -278,7 +278,7 @@ def render(data: ReportData) -> str:
         o = data.overhead
         verdict = "kept up" if o.within_bounds() else "**was a second boundary**"
         md += ["## Emulator overhead beside the storm", "",
-               f"A probe in account {PROBE_ACCOUNT} (its own concurrency pool) on the no-flow-control LocalStack: a "
+               f"A probe in account {PROBE_ACCOUNT} (its own concurrency pool) on the {NFC} LocalStack: a "
                "trivial function invoked directly and through API Gateway, twice a second. On AWS the storm next "
                "door would not slow it; whatever it shows above idle is the emulator's. Bound: at most "
                f"{RATIO_CEILING:g}x the idle p50 and p95 under {P95_CEILING_SECONDS * 1000:.0f} ms. "

@@ -3,7 +3,7 @@
 The lab is faithful only while the emulator is not a second boundary (issue #15). Both topologies
 side by side share the machine's cores; on 2 cores the seed ramp at the article's account limit
 (1,000) stretched every invocation (a probe's invoke took 5x its idle time) and drove the storm
-to the limit, while the no-flow-control topology alone followed the simulation
+to the limit, while the storm topology alone followed the simulation
 (docs/evidence/account-1000). Where the cores are too few, each topology runs alone, one after
 the other, and the report overlays them on the time since each one's load started.
 

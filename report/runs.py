@@ -14,10 +14,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
+from lab_kernel.topologies import catalogue
 
 REPORTS_DIR = REPO_ROOT / "reports"
-_STAMP = re.compile(r"^(\d{8}T\d{6}Z)(?:-([a-z0-9-]+?))?(?:-(both|no-flow-control|flow-control))?$")
+_STAMP = re.compile(r"^(\d{8}T\d{6}Z)(?:-([a-z0-9-]+?))?(?:-("
+                    + "|".join(re.escape(n) for n in catalogue().choices) + "))?$")
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)([smh])$")
 
 

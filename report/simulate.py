@@ -23,7 +23,8 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from report.capacity import CapacityInputs, profile_timeline
+from lab_kernel.topologies import ASYNC_INVOKE, SQS_ESM, Wiring, catalogue
+from report.model_inputs import CapacityInputs, profile_timeline
 
 # A failed courier call (an error by design, or the usage plan's 429) answers at once; 50 ms
 # stands for the round trip.
@@ -133,7 +134,7 @@ class _Run:
         self.random = random.Random(seed)
         self.events: list[tuple[float, int, str, tuple]] = []
         self.sequence = 0
-        # SQS (flow-control): visible message ids, receives per message
+        # SQS (sqs-esm wiring): visible message ids, receives per message
         self.visible: deque[int] = deque()
         self.receives: Counter[int] = Counter()
         self.orders = 0
@@ -144,16 +145,13 @@ class _Run:
         heapq.heappush(self.events, (when, self.sequence, kind, data))
 
     # --- the order's path -------------------------------------------------------------------
-    def arrive(self, now: float, account: _Account, order: int, flow_control: bool) -> None:
+    def arrive(self, now: float, account: _Account, order: int, wiring: Wiring) -> None:
         if not account.acquire("notification"):
             return  # API Gateway answers the throttle; the order never reaches a START line
         account.result.accepted += 1
         done = now + NOTIFY_SECONDS
         self.at(done, "release", account, "notification")
-        if flow_control:
-            self.at(done, "enqueue", account, order)
-        else:
-            self.at(done, "invoke_async", account, order, 0, 0)
+        WIRING_ENTRY[wiring](self, done, account, order)
 
     def invoke_async(self, now: float, account: _Account, order: int, failures: int, throttles: int) -> None:
         if not account.acquire("delivery"):
@@ -212,7 +210,7 @@ class _Run:
                 self.at(received_at + self.inputs.queue_visibility_timeout, "visible", account, order)
             self.poll(now, account)
 
-    # --- flow-control: the queue and the event source mapping --------------------------------
+    # --- sqs-esm: the queue and the event source mapping --------------------------------------
     def enqueue(self, now: float, account: _Account, order: int) -> None:
         self.visible.append(order)
         self.poll(now, account)
@@ -233,7 +231,7 @@ class _Run:
             self.start_invocation(now, account, order, ("sqs", now))
 
     # --- the loop ------------------------------------------------------------------------------
-    def run(self, account: _Account, flow_control: bool) -> None:
+    def run(self, account: _Account, wiring: Wiring) -> None:
         t = 0.0
         carry = 0.0  # fractional rates carried over, so 2.5/s gives 2, 3, 2, 3 ...
         for rate in profile_timeline(self.inputs.phases):
@@ -243,7 +241,7 @@ class _Run:
             carry -= count
             for k in range(count):
                 self.orders += 1
-                self.at(t + (k + 0.5) / count, "arrive", account, self.orders, flow_control)
+                self.at(t + (k + 0.5) / count, "arrive", account, self.orders, wiring)
             t += 1.0
         handlers = {
             "arrive": self.arrive,
@@ -272,10 +270,41 @@ class _Run:
         r.lowest_delivery_success = min(shares) if shares else None
 
 
-def simulate_topology(inputs: CapacityInputs, flow_control: bool, seed: int = 1) -> SimulatedTopology:
+# --- the bus-to-delivery path, one simulation unit per wiring kind (lab_kernel/topologies.toml) --
+def _enter_async_invoke(run: _Run, when: float, account: _Account, order: int) -> None:
+    """The rule invokes the delivery function asynchronously: Lambda's internal queue, retries."""
+    run.at(when, "invoke_async", account, order, 0, 0)
+
+
+def _enter_sqs_esm(run: _Run, when: float, account: _Account, order: int) -> None:
+    """The rule sends to the queue; the event source mapping polls it with maximum concurrency."""
+    run.at(when, "enqueue", account, order)
+
+
+WIRING_ENTRY = {ASYNC_INVOKE: _enter_async_invoke, SQS_ESM: _enter_sqs_esm}
+
+
+def _wiring_of(wiring: Wiring | bool) -> Wiring:
+    """A wiring kind; True/False are the queued (sqs-esm) and the asynchronous (async-invoke) one."""
+    if isinstance(wiring, bool):
+        return SQS_ESM if wiring else ASYNC_INVOKE
+    if wiring not in WIRING_ENTRY:
+        raise ValueError(f"no simulation unit for wiring {wiring!r}: known {', '.join(WIRING_ENTRY)}")
+    return wiring
+
+
+def _topology_name(wiring: Wiring) -> str:
+    """The catalogue's name for a wiring: the compared pair first, then any other topology."""
+    cat = catalogue()
+    ordered = [cat.get(n) for n in cat.pair] + list(cat.topologies)
+    return next((t.name for t in ordered if t.wiring == wiring), wiring)
+
+
+def simulate_topology(inputs: CapacityInputs, wiring: Wiring | bool, seed: int = 1) -> SimulatedTopology:
     run = _Run(inputs, seed)
-    result = SimulatedTopology("flow-control" if flow_control else "no-flow-control", offered=0)
-    run.run(_Account(run, result), flow_control)
+    kind = _wiring_of(wiring)
+    result = SimulatedTopology(_topology_name(kind), offered=0)
+    run.run(_Account(run, result), kind)
     result.offered = run.orders
     return result
 
@@ -294,6 +323,6 @@ def simulate(inputs: CapacityInputs, seed: int = 1) -> Simulation:
     return Simulation(
         seed=seed,
         load_seconds=float(len(profile_timeline(inputs.phases))),
-        no_flow_control=simulate_topology(inputs, False, seed),
-        flow_control=simulate_topology(inputs, True, seed),
+        no_flow_control=simulate_topology(inputs, catalogue().get(catalogue().storm).wiring, seed),
+        flow_control=simulate_topology(inputs, catalogue().get(catalogue().remedy).wiring, seed),
     )

@@ -11,7 +11,7 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from report.endpoints import Topology
+from lab_kernel.endpoints import TopologyEndpoints
 from report.logs import LogLine, fetch_all, role_order
 
 _PLATFORM_NOISE = re.compile(r"^(START|END|REPORT|INIT_START|INIT_REPORT) ")
@@ -75,7 +75,7 @@ def account_log_groups(lambda_client: Any) -> dict[str, str]:
     return groups
 
 
-def account_topology(account: str, region: str, localstack_url: str, lambda_client: Any) -> Topology:
+def account_topology(account: str, region: str, localstack_url: str, lambda_client: Any) -> TopologyEndpoints:
     """An account the lab did not provision (a stack deployed with SAM or CloudFormation) as a
     place to search: its functions are its roles."""
     if not ACCOUNT.match(account or ""):
@@ -84,12 +84,12 @@ def account_topology(account: str, region: str, localstack_url: str, lambda_clie
     if not groups:
         raise StoryError(f"account {account} has no function in {region} at {localstack_url}: "
                          "is REGION the one the stack was deployed to?")
-    return Topology(name=f"account {account} ({region})", account=account, region=region, notify_url="",
+    return TopologyEndpoints(name=f"account {account} ({region})", account=account, region=region, notify_url="",
                     courier_url="", queues={}, functions=groups, log_groups=groups, deliveries_table="",
                     localstack_url=localstack_url)
 
 
-def find(topologies: Iterable[Topology], client_for: Any, correlation_id: str) -> tuple[Topology, list[LogLine]] | None:
+def find(topologies: Iterable[TopologyEndpoints], client_for: Any, correlation_id: str) -> tuple[TopologyEndpoints, list[LogLine]] | None:
     """Search each topology's account for the order; the first one holding lines wins."""
     if not CORRELATION_ID.match(correlation_id or ""):
         raise StoryError(f"not a correlation_id: {correlation_id!r} (usage: make story ID=<correlation_id>)")

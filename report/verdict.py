@@ -15,17 +15,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from lab_kernel.topologies import catalogue
 from report.collect import TopologyResult
 from report.figures import Figures
 from report.simulate import SimulatedTopology, Simulation
 
-NFC, FC = "no-flow-control", "flow-control"
+NFC, FC = catalogue().pair  # the storm and the remedy (lab_kernel/topologies.toml)
 
 LOWEST_MINUTE_CEILING_NFC = 0.50  # the article's graph bottoms out near 20%
-LOWEST_MINUTE_FLOOR_FC = 0.95  # the article's flow-control graph stays near 98%
+LOWEST_MINUTE_FLOOR_FC = 0.95  # the article's graph with flow control stays near 98%
 DELIVERED_FLOOR_FC = 0.98
 COURIER_429_SHARE_CEILING_FC = 0.01
-CONCURRENCY_FACTOR = 10  # no-flow-control's peak account concurrency vs flow-control's delivery peak
+CONCURRENCY_FACTOR = 10  # the storm's peak account concurrency vs the remedy's delivery peak
 # profiles long enough for Lambda's retries to land inside the overload: loss is judged there
 LOSS_PROFILES = frozenset({"seed", "seed-code"})
 
@@ -141,7 +142,7 @@ def _no_flow_control(o: Outcome, fc: Outcome | None, profile: str | None,
         Criterion(t, "duplicated or dead-lettered orders > 0",
                   f"{o.duplicated} duplicated, {o.dead_lettered} dead-lettered",
                   o.duplicated + o.dead_lettered > 0, LEDGER),
-        Criterion(t, f"peak account concurrency >= {CONCURRENCY_FACTOR}x flow-control's peak delivery concurrency",
+        Criterion(t, f"peak account concurrency >= {CONCURRENCY_FACTOR}x {FC}'s peak delivery concurrency",
                   f"{_fmt(o.peak_account_concurrency)} vs {CONCURRENCY_FACTOR} x {_fmt(fc_peak)}",
                   o.peak_account_concurrency is not None and bool(fc_peak)
                   and o.peak_account_concurrency >= CONCURRENCY_FACTOR * fc_peak, PLATFORM),

@@ -21,6 +21,7 @@ from typing import Any
 
 from lab_faults import MODE_ORDER, FaultConfigError
 from lab_faults.config import CORRUPTION_STYLES, CRASH_HOW, CRASH_WHEN, now_utc
+from lab_kernel.topologies import catalogue
 from resilience import faults_store
 from resilience.lab import Lab, LabError, fail, load_lab
 
@@ -155,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     off = sub.add_parser("off", help="remove faults (one mode, one function, or all)")
     st = sub.add_parser("status", help="show the fault documents and what is active")
     for p in (on, off, st):
-        p.add_argument("--topology", default="both", help="no-flow-control, flow-control or both")
+        p.add_argument("--topology", default="both", help=", ".join(catalogue().choices))
         p.add_argument("--endpoint-url", help="LocalStack URL (default: .lab/endpoints.json)")
     on.add_argument("--function", required=True, help="notification, delivery, courier or a name")
     on.add_argument("--mode", choices=MODE_ORDER)

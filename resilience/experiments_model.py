@@ -2,7 +2,8 @@
 
     name = "order-api-latency"
     objective = "The order API answers in under 400 ms with 100-200 ms latency injected"
-    topology = "flow-control"          # where the condition is applied (or "both")
+    topology = "<name>"                # where the condition is applied: a topology of
+                                       # lab_kernel/topologies.toml (default: the remedy) or "both"
     duration = "60s"                   # how long the condition holds
     warmup = "20s"                     # condition on, measure not yet sampled (caches, windows)
     interval = "10s"                   # how often the measure is sampled after the warmup
@@ -35,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_faults import FaultConfigError, parse_config
+from lab_kernel.topologies import catalogue
 from resilience.chaos import parse_duration
 from resilience.lab import LabError
 
@@ -131,7 +133,7 @@ def load_experiment(path: Path) -> Experiment:
         path=path,
         name=str(data.get("name") or path.stem),
         objective=str(data.get("objective") or ""),
-        topology=str(data.get("topology") or "flow-control"),
+        topology=str(data.get("topology") or catalogue().remedy),
         duration_s=duration,
         warmup_s=warmup,
         interval_s=max(1.0, interval),

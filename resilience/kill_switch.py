@@ -8,9 +8,9 @@ an interrupted `on` can still be undone, and a second `on` never overwrites the 
 While the switch is on, the function's enabled SQS event source mappings are paused too (their
 ids in tag `lab:kill-switch-mappings`) and resumed by `off`. Reserved concurrency 0 alone would
 keep the mapping receiving and being throttled: every receive counts towards the queue's
-maxReceiveCount (5 x 150 s in flow-control), so a switch left on for ~12 minutes would move
+maxReceiveCount (5 x 150 s behind the queue), so a switch left on for ~12 minutes would move
 orders to the DLQ. Paused, the orders simply wait on the queue: none is lost across an on/off
-cycle, however long. No-flow-control has no queue: its asynchronous invokes are throttled, retried
+cycle, however long. The asynchronous wiring has no queue: its asynchronous invokes are throttled, retried
 (2 retries) and then sent to the on-failure destination, which is the article's point.
 """
 

@@ -7,8 +7,6 @@ LocalStack given `--endpoint-url`.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,11 +15,13 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from labctl.settings import STATE_DIR, Settings
+from lab_kernel import endpoints as contract
+from lab_kernel.settings import Settings
+from lab_kernel.topologies import BOTH, catalogue
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
+ENDPOINTS_FILE = contract.default_path()
 REGION = "us-east-1"
-ACCOUNTS = {"no-flow-control": "111111111111", "flow-control": "222222222222"}
+ACCOUNTS = {t.name: t.account for t in catalogue().topologies}
 FUNCTIONS = {
     "notification": "NotificationFunction",
     "delivery": "DeliveryFunction",
@@ -70,8 +70,8 @@ class Lab:
     topologies: dict[str, Topology]
 
     def select(self, choice: str) -> list[Topology]:
-        if choice == "both":
-            return list(self.topologies.values())
+        if choice == BOTH:
+            return [self.topologies[n] for n in catalogue().pair if n in self.topologies]
         if choice not in self.topologies:
             raise LabError(f"unknown topology {choice!r}: choose {', '.join(self.topologies)} or both")
         return [self.topologies[choice]]
@@ -90,13 +90,13 @@ class Lab:
 
 def load_lab(endpoint_url: str | None = None, path: Path | None = None) -> Lab:
     """`path` or `$LAB_ENDPOINTS_FILE` (a second, private lab) or `.lab/endpoints.json`."""
-    path = path or Path(os.environ.get("LAB_ENDPOINTS_FILE") or ENDPOINTS_FILE)
+    path = path or contract.default_path()
     data: dict[str, Any] = {}
     if path.exists():
         try:
-            data = json.loads(path.read_text())
-        except json.JSONDecodeError as exc:
-            raise LabError(f"{path} is not valid JSON ({exc}): run `make bootstrap`") from None
+            data = contract.read(path)
+        except contract.LabNotUp as exc:
+            raise LabError(str(exc)) from None
     settings = Settings.load()
     url = endpoint_url or data.get("localstack_url")
     if not url:

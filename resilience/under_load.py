@@ -47,11 +47,11 @@ from botocore.exceptions import BotoCoreError, ClientError
 from lab_platform.executor.environments import environments
 from labctl import mode as lab_mode
 from labctl import processes
-from labctl.settings import LOCALSTACK_BY_TOPOLOGY, REPO_ROOT, Settings
+from lab_kernel.settings import LOCALSTACK_BY_TOPOLOGY, REPO_ROOT, Settings
 from load.profiles import PROFILES_FILE, ProfileError, get_profile
 from report import build as build_mod
-from report.endpoints import ENDPOINTS_FILE, Endpoints, LabNotUp
-from report.endpoints import load as load_endpoints
+from lab_kernel.endpoints import Endpoints, LabNotUp, default_path
+from lab_kernel.endpoints import load as load_endpoints
 from report.experiment import Drainer, _wait_first_sample
 from report.figures import PlatformSampler, scrape
 from report.runs import REPORTS_DIR, RunError, from_folder
@@ -406,7 +406,7 @@ def check_args(args: argparse.Namespace) -> list[Fault]:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    args.endpoints = args.endpoints or Path(os.environ.get("LAB_ENDPOINTS_FILE") or ENDPOINTS_FILE)
+    args.endpoints = args.endpoints or default_path()
     try:
         faults = check_args(args)
         endpoints = load_endpoints(args.endpoints)

@@ -1,7 +1,7 @@
 """DeliveryFunction: hands each accepted order to Ace Courier's scheduling API.
 
-The same code serves both topologies: an EventBridge event (no-flow-control, asynchronous
-invocation straight from the rule) or an SQS batch (flow-control, event source mapping with
+The same code serves every topology: an EventBridge event (async-invoke wiring, asynchronous
+invocation straight from the rule) or an SQS batch (sqs-esm wiring, event source mapping with
 partial batch responses). The order is the event's detail without the pipeline's `meta_data`;
 the courier gets it with `x-api-key` and `x-correlation-id`. Retries are the seed demo's tenacity
 policy, unchanged, because the retry storm they cause under load is what the lab reproduces.
@@ -53,7 +53,7 @@ HTTP_TIMEOUT_SECONDS = (3.05, 12.0)
 logger = Logger(service=SERVICE)
 metrics = Metrics(namespace=NAMESPACE, service=SERVICE)
 # The default raise_on_entire_batch_failure=True: with BatchSize 1 a failed order is a function
-# error, so Lambda's Errors metric shows delivery failures in flow-control too (as in the seed).
+# error, so Lambda's Errors metric shows delivery failures behind the queue too (as in the seed).
 processor = BatchProcessor(event_type=EventType.SQS)
 # One session per execution environment: warm invocations reuse the courier connection.
 session = requests.Session()

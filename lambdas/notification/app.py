@@ -30,7 +30,7 @@ NAMESPACE = "ServerlessBoundaryLab"
 DETAIL_TYPE = "notify-order"
 # An order notification is well under 1 KiB. 16 KiB leaves room for rich orders while staying
 # far below EventBridge's 256 KiB entry limit (and SQS's 256 KiB message limit on the
-# flow-control path, where the event envelope is added around it), so an accepted order can
+# queued (sqs-esm) path, where the event envelope is added around it), so an accepted order can
 # never be rejected later by a size limit downstream.
 DEFAULT_MAX_BODY_BYTES = 16 * 1024
 

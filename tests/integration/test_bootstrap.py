@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 from bootstrap import topology as t
 from bootstrap.provision import provision_all
 from bootstrap.teardown import teardown_all
-from labctl.settings import Settings
+from lab_kernel.settings import Settings
 from tests.integration.test_pipeline_support import recording_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from tests.integration.test_pipeline_support import statuses, story, wait_for
 from tests.support.localstack import DEFAULT_ACCOUNT, LocalStackInstance, docker_reachable, free_port
 

@@ -24,7 +24,7 @@ import pytest
 from bootstrap.provision import provision_all
 from grafana.build import generate
 from grafana.lint import METRIC_RE
-from labctl.settings import REPO_ROOT, Settings
+from lab_kernel.settings import REPO_ROOT, Settings
 from tests.support.localstack import free_port
 from tests.support.prometheus import prometheus_factory  # noqa: F401 - fixture
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from labctl import processes, prometheus_host
-from labctl.settings import Settings
+from lab_kernel.settings import Settings
 from load.metrics import LocustMetrics
 from tests.support.localstack import free_port
 from tests.support.prometheus import prometheus_factory  # noqa: F401 - fixture

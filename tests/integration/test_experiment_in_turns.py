@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from report.calibrate import machine_cores
 from tests.support.localstack import free_port
 from tests.support.provisioned import provisioned_lab

@@ -11,7 +11,7 @@ import sys
 
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from tests.support.localstack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from load.profiles import get_profile
 from tests.support.localstack import free_port
 

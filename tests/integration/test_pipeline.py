@@ -30,7 +30,7 @@ from bootstrap.resources import (
     ensure_secret,
 )
 from bootstrap.aws import Clients
-from labctl.settings import Settings
+from lab_kernel.settings import Settings
 from tests.support.localstack import free_port
 from tests.integration.test_pipeline_support import log_lines, recording_progress, statuses, story, wait_for
 

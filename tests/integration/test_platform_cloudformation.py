@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from tests.integration.platform_support import metric, peak_overlap, wait_for
 from tests.integration.test_platform_apigateway import fire
 

@@ -20,9 +20,9 @@ import pytest
 import requests
 
 from bootstrap.topology import EVENT_BUS, RULE
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from report import build as build_mod
-from report import endpoints as ep
+from lab_kernel import endpoints as ep
 from report.aws_state import client, scan_deliveries
 from report.logs import fetch_group
 from report.runs import RunWindow

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from bootstrap.provision import function_side_url
-from labctl.settings import Settings
+from lab_kernel.settings import Settings
 from resilience import chaos
 from tests.integration.resilience_support import deploy, invoke, logs, wait_logs
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from resilience.under_load import FAULTS
 from tests.support.localstack import free_port
 

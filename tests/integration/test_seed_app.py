@@ -23,7 +23,7 @@ import zipfile
 import jsonschema
 import pytest
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from tests.integration.test_platform_cloudformation import tool_env
 from tests.support.prometheus import prometheus_factory  # noqa: F401 - fixture
 

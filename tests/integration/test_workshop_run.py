@@ -22,7 +22,7 @@ import pytest
 import requests
 from botocore.config import Config
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 from tests.support.localstack import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -23,7 +23,7 @@ import boto3
 from botocore.config import Config
 
 from labctl.localstack_host import is_ready, lab_settings, localstack_environment
-from labctl.settings import REPO_ROOT, Settings
+from lab_kernel.settings import REPO_ROOT, Settings
 
 DEFAULT_ACCOUNT = "000000000000"
 

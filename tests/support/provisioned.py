@@ -9,8 +9,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from bootstrap.provision import provision_all
-from labctl.settings import Settings
-from report import endpoints as ep
+from lab_kernel.settings import Settings
+from lab_kernel import endpoints as ep
 from tests.support import prometheus as prom_support
 
 

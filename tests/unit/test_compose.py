@@ -8,7 +8,7 @@ import subprocess
 
 import yaml
 
-from labctl.settings import REPO_ROOT, read_env_file
+from lab_kernel.settings import REPO_ROOT, read_env_file
 
 COMPOSE_FILE = REPO_ROOT / "docker-compose.yml"
 
@@ -53,7 +53,7 @@ def test_images_are_pinned_and_ports_bind_loopback():
 
 def test_lab_images_are_built_not_pulled_and_grafana_is_the_upstream_one():
     from labctl import images
-    from labctl.settings import Settings
+    from lab_kernel.settings import Settings
 
     settings = Settings.load()
     built = {image.tag for image in images.lab_images(settings).values()}

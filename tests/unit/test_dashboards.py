@@ -11,7 +11,7 @@ import yaml
 
 from grafana.build import APP_FILE, DASHBOARDS_DIR, DATASOURCE_UID, HOME_FILE, OVERVIEW_UID, generate, main
 from grafana.lint import lint
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 
 
 @pytest.fixture(scope="module")

@@ -6,7 +6,7 @@ import socket
 import subprocess
 import sys
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 
 
 def unused_port() -> int:

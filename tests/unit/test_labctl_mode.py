@@ -6,7 +6,7 @@ import os
 import subprocess
 import sys
 
-from labctl.settings import REPO_ROOT
+from lab_kernel.settings import REPO_ROOT
 
 
 def _up(tmp_path, **env: str) -> subprocess.CompletedProcess:

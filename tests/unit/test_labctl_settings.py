@@ -1,9 +1,9 @@
-"""Where each topology's LocalStack is (labctl/settings.py) and how the tools read it back."""
+"""Where each topology's LocalStack is (lab_kernel/settings.py) and how the tools read it back."""
 
 from __future__ import annotations
 
-from labctl.settings import Settings
-from report.endpoints import parse
+from lab_kernel.settings import Settings
+from lab_kernel.endpoints import parse
 from resilience.lab import load_lab
 
 PORTS = {"LAB_LOCALSTACK_PORT": "4566", "LAB_LOCALSTACK_FLOW_CONTROL_PORT": "4567"}

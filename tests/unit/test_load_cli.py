@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from labctl.settings import Settings
+from lab_kernel.settings import Settings
 from load import cli
 
 

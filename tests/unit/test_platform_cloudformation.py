@@ -10,7 +10,7 @@ import yaml
 from localstack.services.cloudformation.resource_provider import OperationStatus, ProgressEvent
 
 from labctl.localstack_host import lab_settings
-from labctl.settings import REPO_ROOT, Settings, read_env_file
+from lab_kernel.settings import REPO_ROOT, Settings, read_env_file
 from lab_platform import cfn_reserved_concurrency as patch
 
 

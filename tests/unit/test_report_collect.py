@@ -8,7 +8,7 @@ from pathlib import Path
 from botocore.exceptions import ClientError
 
 from report.collect import collect
-from report.endpoints import parse
+from lab_kernel.endpoints import parse
 from report.runs import RunWindow
 
 NOW = 1_800_000_000.0

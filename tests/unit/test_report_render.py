@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from report import endpoints as ep
+from lab_kernel import endpoints as ep
 from report.aws_state import find_correlation_id
 from report.capacity import CapacityInputs, Phase, Retry, preview
 from report.collect import TopologyResult, percentiles

@@ -24,8 +24,8 @@ from grafana.build import DASHBOARDS_DIR, generate
 from grafana.lint import known_metrics, promtool_problems
 from grafana.panels import COURIER_API, COURIER_FUNCTION, DELIVERY, NOTIFICATION
 from grafana.panels import TOPOLOGIES as TOPOLOGY_NAMES
-from labctl.settings import LOCALSTACK_BY_TOPOLOGY, REPO_ROOT, read_env_file
-from report.endpoints import parse
+from lab_kernel.settings import LOCALSTACK_BY_TOPOLOGY, REPO_ROOT, read_env_file
+from lab_kernel.endpoints import parse
 from report.panels import ORDERS_FROM_LOGS, panels
 
 GUIDE = REPO_ROOT / "docs" / "WORKSHOP.md"

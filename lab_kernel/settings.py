@@ -10,18 +10,17 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from lab_kernel import topologies
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 # Everything the lab writes at run time (state, logs, PIDs, endpoints). LAB_STATE_DIR lets a test
 # run a whole second lab beside the one a person has up.
 STATE_DIR = Path(os.environ.get("LAB_STATE_DIR") or REPO_ROOT / ".lab").resolve()
 
 
-# topology -> (process name, port setting) of its own LocalStack; the first one also hosts every
-# topology when LAB_LOCALSTACK_PER_TOPOLOGY=0
-LOCALSTACK_BY_TOPOLOGY = {
-    "no-flow-control": ("localstack", "LAB_LOCALSTACK_PORT"),
-    "flow-control": ("localstack-flow-control", "LAB_LOCALSTACK_FLOW_CONTROL_PORT"),
-}
+# topology -> (process name, port setting) of its own LocalStack (topologies.toml); the first one
+# also hosts every topology when LAB_LOCALSTACK_PER_TOPOLOGY=0
+LOCALSTACK_BY_TOPOLOGY = {t.name: (t.instance, t.port_setting) for t in topologies.catalogue().topologies}
 
 
 class SettingsError(ValueError):
@@ -78,7 +77,7 @@ class Settings:
 
     @property
     def localstack_url(self) -> str:
-        """The first (no-flow-control) LocalStack: health, status and single-instance tools."""
+        """The first topology's LocalStack: health, status and single-instance tools."""
         return f"http://127.0.0.1:{self.port('LAB_LOCALSTACK_PORT')}"
 
     @property

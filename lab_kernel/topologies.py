@@ -1,0 +1,143 @@
+"""The lab's topologies, read from `topologies.toml` beside this file: the one place they are named.
+
+Every tool asks this module which topologies exist, in which account and LocalStack each lives,
+how its bus reaches the courier (the wiring kind) and which pair the verdict compares, so adding
+a topology is one entry in the file. `LAB_TOPOLOGIES_FILE` points at another catalogue (tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Literal
+
+import jsonschema
+
+HERE = Path(__file__).resolve().parent
+CATALOGUE_FILE = HERE / "topologies.toml"
+SCHEMA_FILE = HERE / "topologies.schema.json"
+BOTH = "both"  # the reserved word for the default pair, on every command line
+
+Wiring = Literal["async-invoke", "sqs-esm"]
+ASYNC_INVOKE: Wiring = "async-invoke"  # bus rule -> function, asynchronous invoke with retries
+SQS_ESM: Wiring = "sqs-esm"  # bus rule -> queue -> event source mapping with maximum concurrency
+
+
+class CatalogueError(ValueError):
+    """topologies.toml is off its schema or inconsistent; the message is one line."""
+
+
+@dataclass(frozen=True)
+class FunctionSettings:
+    reserved_concurrency: int  # 0: none, the account's unreserved pool
+    breaker: bool  # the circuit breaker on at provisioning time
+
+
+@dataclass(frozen=True)
+class Topology:
+    name: str
+    account: str
+    wiring: Wiring
+    short: str = ""
+    title: str = ""
+    colour: str = "#1f77b4"
+    instance: str = "localstack"
+    port_setting: str = "LAB_LOCALSTACK_PORT"
+    account_limit_setting: str = "LAB_ACCOUNT_CONCURRENCY"
+    delivery: FunctionSettings = FunctionSettings(0, False)
+
+    @property
+    def queued(self) -> bool:
+        """Orders wait in a queue before the delivery function (a queue, a DLQ, an ESM)."""
+        return self.wiring == SQS_ESM
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    topologies: tuple[Topology, ...]
+    storm: str
+    remedy: str
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(t.name for t in self.topologies)
+
+    @property
+    def pair(self) -> tuple[str, str]:
+        """What `both` means: the storm and the remedy, in that order."""
+        return (self.storm, self.remedy)
+
+    def get(self, name: str) -> Topology:
+        for topology in self.topologies:
+            if topology.name == name:
+                return topology
+        raise CatalogueError(f"unknown topology {name!r}: known {', '.join(self.names)} ({CATALOGUE_FILE})")
+
+    def by_account(self) -> dict[str, str]:
+        return {t.account: t.name for t in self.topologies}
+
+    def select(self, choice: str) -> tuple[str, ...]:
+        """A command line's topology choice: one name, or `both` (the default pair)."""
+        if choice == BOTH:
+            return self.pair
+        if choice in self.names:
+            return (choice,)
+        raise CatalogueError(f"unknown topology {choice!r}: choose one of {', '.join((*self.names, BOTH))}")
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        return (*self.names, BOTH)
+
+
+def parse(data: dict) -> Catalogue:
+    schema = json.loads(SCHEMA_FILE.read_text())
+    error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
+    if error is not None:
+        where = "/".join(str(p) for p in error.absolute_path) or "top level"
+        raise CatalogueError(f"topologies catalogue, {where}: {error.message}")
+    topologies = tuple(
+        Topology(
+            name=t["name"], account=t["account"], wiring=t["wiring"], short=t["short"], title=t["title"],
+            colour=t["colour"], instance=t["instance"], port_setting=t["port_setting"],
+            account_limit_setting=t["account_limit_setting"],
+            delivery=FunctionSettings(t["delivery"]["reserved_concurrency"], t["delivery"]["breaker"]),
+        )
+        for t in data["topology"]
+    )
+    names = [t.name for t in topologies]
+    for label, values in (("name", names), ("account", [t.account for t in topologies]),
+                          ("short", [t.short for t in topologies])):
+        if len(set(values)) != len(values):
+            raise CatalogueError(f"topologies catalogue: two topologies share a {label}")
+    comparison = data["comparison"]
+    for role in ("storm", "remedy"):
+        if comparison[role] not in names:
+            raise CatalogueError(f"topologies catalogue: comparison.{role} {comparison[role]!r} is not a topology")
+    return Catalogue(topologies, comparison["storm"], comparison["remedy"])
+
+
+@cache
+def load(path: Path | None = None) -> Catalogue:
+    path = path or Path(os.environ.get("LAB_TOPOLOGIES_FILE") or CATALOGUE_FILE)
+    try:
+        data = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise CatalogueError(f"{path}: {exc}") from None
+    return parse(data)
+
+
+def catalogue() -> Catalogue:
+    """The lab's catalogue (cached)."""
+    return load()
+
+
+def names() -> tuple[str, ...]:
+    return catalogue().names
+
+
+def get(name: str) -> Topology:
+    return catalogue().get(name)
