@@ -11,6 +11,7 @@ Every step is idempotent.
 from __future__ import annotations
 
 import json
+import os
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path

@@ -112,7 +112,7 @@ def parse(data: dict) -> Catalogue:
     for label, values in (("name", names), ("account", [t.account for t in topologies]),
                           ("short", [t.short for t in topologies])):
         if len(set(values)) != len(values):
-            raise CatalogueError(f"topologies catalogue: two topologies share a {label}")
+            raise CatalogueError(f"topologies catalogue: two topologies have the same {label}")
     comparison = data["comparison"]
     for role in ("storm", "remedy"):
         if comparison[role] not in names:

@@ -14,8 +14,8 @@ from load import cli
 def _endpoints(tmp_path: Path) -> Path:
     path = tmp_path / "endpoints.json"
     path.write_text(json.dumps({"topologies": {
-        "no-flow-control": {"notify_url": "http://127.0.0.1:1/a"},
-        "flow-control": {"notify_url": "http://127.0.0.1:1/b"},
+        "no-flow-control": {"notify_url": "http://127.0.0.1:1/_aws/execute-api/a/Prod/notify"},
+        "flow-control": {"notify_url": "http://127.0.0.1:1/_aws/execute-api/b/Prod/notify"},
     }}))
     return path
 

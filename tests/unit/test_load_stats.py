@@ -50,15 +50,18 @@ def test_progress_line_names_phase_target_and_actual() -> None:
 def test_targets_from_endpoints_file(tmp_path: Path) -> None:
     path = tmp_path / "endpoints.json"
     path.write_text(json.dumps({"topologies": {
-        "no-flow-control": {"account": "111111111111", "notify_url": "http://a/notify"},
-        "flow-control": {"account": "222222222222", "notify_url": "http://b/notify"},
+        "no-flow-control": {"account": "111111111111", "notify_url": "http://a/_aws/execute-api/a/Prod/notify"},
+        "flow-control": {"account": "222222222222", "notify_url": "http://b/_aws/execute-api/b/Prod/notify"},
     }}))
-    assert [t.notify_url for t in load_targets("both", path)] == ["http://a/notify", "http://b/notify"]
+    assert [t.notify_url for t in load_targets("both", path)] == ["http://a/_aws/execute-api/a/Prod/notify", "http://b/_aws/execute-api/b/Prod/notify"]
     assert [t.topology for t in load_targets("flow-control", path)] == ["flow-control"]
     with pytest.raises(TargetError, match="choose one of no-flow-control, flow-control, both"):
         selected_topologies("all")
     with pytest.raises(TargetError, match="does not exist: run `make up`"):
         load_targets("both", tmp_path / "missing.json")
-    path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "ftp://x"}}}))
+    path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "http://b/_aws/execute-api/b/Prod/notify"}}}))
     with pytest.raises(TargetError, match="'no-flow-control' has no http"):
         load_targets("both", path)
+    path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "ftp://x"}}}))
+    with pytest.raises(TargetError, match="off its schema at topologies/flow-control/notify_url"):
+        load_targets("flow-control", path)
