@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import urllib.parse
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -20,16 +19,17 @@ from botocore.exceptions import ClientError
 from bootstrap import topology as t
 from bootstrap.provision import provision_all
 from bootstrap.teardown import teardown_all
+from lab_kernel import endpoints as contract
 from lab_kernel.settings import Settings
 from tests.integration.test_pipeline_support import recording_progress
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 SCRATCH = (
-    t.Topology("scratch-no-flow-control", "444444444441", flow_control=False),
-    t.Topology("scratch-flow-control", "444444444442", flow_control=True),
+    t.Topology("scratch-no-flow-control", "444444444441", wiring=t.ASYNC_INVOKE),
+    t.Topology("scratch-flow-control", "444444444442", wiring=t.SQS_ESM),
 )
-SCHEMA = json.loads((Path(t.__file__).parent / "endpoints.schema.json").read_text())
+SCHEMA = json.loads(contract.SCHEMA_FILE.read_text())
 
 
 def _try(call, default: Any = None) -> Any:
@@ -113,8 +113,8 @@ def test_bootstrap_twice_creates_nothing_new_and_teardown_removes_it_all(localst
         entry = endpoints["topologies"][topo.name]
         jsonschema.validate(entry, {"$defs": SCHEMA["$defs"], "$ref": "#/$defs/topology"})
         assert entry["account"] == topo.account
-        assert (entry["queues"]["delivery"] is not None) == topo.flow_control
-        assert (entry["queues"]["on_failure"] is not None) != topo.flow_control
+        assert (entry["queues"]["delivery"] is not None) == topo.queued
+        assert (entry["queues"]["on_failure"] is not None) != topo.queued
         limit = localstack.client("lambda", account=topo.account).get_account_settings()["AccountLimit"]
         assert f"account {topo.account}: ConcurrentExecutions limit {limit['ConcurrentExecutions']}" in first.out.getvalue()
         # the roles already allow what the resilience tools use, so switching one on needs no IAM change

@@ -31,6 +31,7 @@ from bootstrap.resources import (
 )
 from bootstrap.aws import Clients
 from lab_kernel.settings import Settings
+from lab_kernel.topologies import catalogue
 from tests.support.localstack import free_port
 from tests.integration.test_pipeline_support import log_lines, recording_progress, statuses, story, wait_for
 
@@ -353,7 +354,7 @@ def test_a_dropped_asynchronous_event_is_counted_on_the_failure_queue(localstack
     its on-failure queue and its async config are made by bootstrap's own steps.
     """
     fast = localstack_with(LAMBDA_RETRY_BASE_DELAY="1")
-    c = Clients(fast.url, t.NO_FLOW_CONTROL.account)
+    c = Clients(fast.url, catalogue().get(catalogue().storm).account)
     p = Progress(out=io.StringIO())
     policy = {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "sqs:SendMessage", "Resource": "*"}]}
     role = ensure_role(c, p, "drop", "sls-observe-DeliveryFunction-role", policy)
