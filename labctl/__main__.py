@@ -8,18 +8,21 @@ processes by their recorded PIDs, or the compose project, and checks no lab port
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import socket
 import subprocess
 import sys
 import time
 
+from lab_kernel import endpoints as contract
+from lab_kernel.settings import REPO_ROOT, Settings, SettingsError
+from lab_kernel.topologies import catalogue
 from labctl import compose, localstack_host, mode, processes
-from lab_kernel.settings import REPO_ROOT, STATE_DIR, Settings, SettingsError
 
-ENDPOINTS_FILE = STATE_DIR / "endpoints.json"
-PORT_KEYS = ("LAB_LOCALSTACK_PORT", "LAB_LOCALSTACK_FLOW_CONTROL_PORT", "LAB_PROMETHEUS_PORT",
+# `$LAB_ENDPOINTS_FILE` selects another lab's file, as bootstrap writes it
+ENDPOINTS_FILE = contract.default_path()
+# every LocalStack's port setting (lab_kernel/topologies.toml), then the other services'
+PORT_KEYS = (*dict.fromkeys(t.port_setting for t in catalogue().topologies), "LAB_PROMETHEUS_PORT",
              "LAB_GRAFANA_PORT", "LAB_LOCUST_PORT", "LAB_LOCUST_METRICS_PORT")
 
 
@@ -80,7 +83,8 @@ def up_docker(settings: Settings) -> None:
 def bootstrap(settings: Settings) -> dict:
     from bootstrap.provision import provision_all
 
-    step("provisioning both topologies (bootstrap)")
+    count = len(catalogue().names)
+    step(f"provisioning {'both' if count == 2 else count} topologies (bootstrap)")
     return provision_all(settings.localstack_url, settings, urls=settings.localstack_urls())
 
 
@@ -172,7 +176,7 @@ def cmd_status(_: argparse.Namespace) -> int:
             except OSError:
                 print(f"  LocalStack {url}: not answering")
     if ENDPOINTS_FILE.exists():
-        topologies = json.loads(ENDPOINTS_FILE.read_text()).get("topologies", {})
+        topologies = contract.read(ENDPOINTS_FILE).get("topologies", {})
         for name, topo in topologies.items():
             print(f"  {name:16} notify {topo.get('notify_url')}")
     return 0
