@@ -169,3 +169,17 @@ def lab_cfn_reserved_concurrency() -> None:
     from lab_platform import cfn_reserved_concurrency
 
     _apply("LAB_PATCH_CFN_RESERVED_CONCURRENCY", cfn_reserved_concurrency.patches)
+
+
+@hooks.on_infra_start()
+def lab_cfn_event_invoke_config() -> None:
+    from lab_platform import cfn_event_invoke_config
+
+    _apply("LAB_PATCH_CFN_EVENT_INVOKE_CONFIG", cfn_event_invoke_config.patches)
+
+
+@hooks.on_infra_start()
+def lab_alias_invoke_config() -> None:
+    from lab_platform import alias_invoke_config
+
+    _apply("LAB_PATCH_ALIAS_INVOKE_CONFIG", alias_invoke_config.patches)

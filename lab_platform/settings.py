@@ -30,6 +30,8 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_CLOUDWATCH_BATCH": "one SQLite transaction per PutMetricData call",
     "LAB_PATCH_SQS_DELAYS_ON_TIME": "SQS delayed messages visible at their own due time, not on a 1 s tick",
     "LAB_PATCH_CFN_RESERVED_CONCURRENCY": "CloudFormation sets a function's ReservedConcurrentExecutions",
+    "LAB_PATCH_CFN_EVENT_INVOKE_CONFIG": "CloudFormation updates an AWS::Lambda::EventInvokeConfig in place",
+    "LAB_PATCH_ALIAS_INVOKE_CONFIG": "an async invoke of an alias follows the alias's event invoke config",
     "LAB_PATCH_CPU_ACCOUNTING": "LocalStack's CPU per service and thread kind at /_lab/cpu",
 }
 
