@@ -284,27 +284,14 @@ def _enter_sqs_esm(run: _Run, when: float, account: _Account, order: int) -> Non
 WIRING_ENTRY = {ASYNC_INVOKE: _enter_async_invoke, SQS_ESM: _enter_sqs_esm}
 
 
-def _wiring_of(wiring: Wiring | bool) -> Wiring:
-    """A wiring kind; True/False are the queued (sqs-esm) and the asynchronous (async-invoke) one."""
-    if isinstance(wiring, bool):
-        return SQS_ESM if wiring else ASYNC_INVOKE
+def simulate_topology(inputs: CapacityInputs, topology: str, seed: int = 1) -> SimulatedTopology:
+    """One topology of the catalogue, by name, played out by the simulation unit of its wiring."""
+    wiring = catalogue().get(topology).wiring
     if wiring not in WIRING_ENTRY:
         raise ValueError(f"no simulation unit for wiring {wiring!r}: known {', '.join(WIRING_ENTRY)}")
-    return wiring
-
-
-def _topology_name(wiring: Wiring) -> str:
-    """The catalogue's name for a wiring: the compared pair first, then any other topology."""
-    cat = catalogue()
-    ordered = [cat.get(n) for n in cat.pair] + list(cat.topologies)
-    return next((t.name for t in ordered if t.wiring == wiring), wiring)
-
-
-def simulate_topology(inputs: CapacityInputs, wiring: Wiring | bool, seed: int = 1) -> SimulatedTopology:
     run = _Run(inputs, seed)
-    kind = _wiring_of(wiring)
-    result = SimulatedTopology(_topology_name(kind), offered=0)
-    run.run(_Account(run, result), kind)
+    result = SimulatedTopology(topology, offered=0)
+    run.run(_Account(run, result), wiring)
     result.offered = run.orders
     return result
 
@@ -323,6 +310,6 @@ def simulate(inputs: CapacityInputs, seed: int = 1) -> Simulation:
     return Simulation(
         seed=seed,
         load_seconds=float(len(profile_timeline(inputs.phases))),
-        no_flow_control=simulate_topology(inputs, catalogue().get(catalogue().storm).wiring, seed),
-        flow_control=simulate_topology(inputs, catalogue().get(catalogue().remedy).wiring, seed),
+        no_flow_control=simulate_topology(inputs, catalogue().storm, seed),
+        flow_control=simulate_topology(inputs, catalogue().remedy, seed),
     )

@@ -27,7 +27,7 @@ from report.run_order import (
 from report.simulate import simulate_topology
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_simulate import SEED_PHASES, inputs, smoke  # noqa: E402 - the same configurations
+from test_simulate import FC, NFC, SEED_PHASES, inputs, smoke  # noqa: E402 - the same configurations
 
 COST = UnitCost(ms_per_invocation=10.0, ms_per_refusal=2.0, idle_cores=0.1, source="given")
 
@@ -139,21 +139,21 @@ def test_without_a_measured_cost_or_a_simulated_run_nothing_is_decided():
 
 
 def test_the_simulated_work_counts_every_invocation_and_refusal_once():
-    for flow_control in (False, True):
-        r = simulate_topology(inputs(phases=smoke(180)), flow_control)
+    for topology in (NFC, FC):
+        r = simulate_topology(inputs(phases=smoke(180)), topology)
         courier_invocations = r.courier_calls - r.courier_429s - r.throttles["courier"]
         assert sum(r.invocations_per_second.values()) == r.accepted + r.delivery_invocations + courier_invocations
         assert sum(r.refusals_per_second.values()) == r.courier_429s + sum(r.throttles.values())
         assert min(r.invocations_per_second) >= 0
     # the storm's work goes on after the load: Lambda's retries land 1 and 3 minutes later
-    nfc = simulate_topology(inputs(phases=smoke(180)), False)
+    nfc = simulate_topology(inputs(phases=smoke(180)), NFC)
     assert max(nfc.invocations_per_second) > 310 + 60  # the load is 310 s
 
 
 def test_the_article_account_needs_more_than_the_lab_default_at_the_same_prices():
     def work(limit: int) -> list[Work]:
         return [Work(r.topology, r.invocations_per_second, r.refusals_per_second)
-                for r in (simulate_topology(inputs(phases=SEED_PHASES, account_limit=limit), fc) for fc in (False, True))]
+                for r in (simulate_topology(inputs(phases=SEED_PHASES, account_limit=limit), t) for t in (NFC, FC))]
 
     at_400, at_1000 = need(work(400), COST), need(work(1000), COST)
     # a limit of 1,000 lets the storm run more invocations and refuse more calls a second

@@ -10,6 +10,8 @@ from dataclasses import replace
 
 from report.capacity import CapacityInputs, Phase, Retry
 from report.simulate import simulate, simulate_topology
+
+NFC, FC = "no-flow-control", "flow-control"  # the catalogue's pair (lab_kernel/topologies.toml)
 from report.verdict import predict, reproduced
 
 SEED_RETRY = Retry(attempts=5, wait_fixed=3, wait_random_min=0, wait_random_max=5)
@@ -45,8 +47,8 @@ def smoke(hold: float) -> tuple[Phase, ...]:
 
 
 def test_every_offered_order_is_counted_once():
-    for flow_control in (False, True):
-        r = simulate_topology(inputs(phases=SEED_PHASES), flow_control)
+    for topology in (NFC, FC):
+        r = simulate_topology(inputs(phases=SEED_PHASES), topology)
         assert r.offered == 10740  # the seed profile's orders, as the load sends them
         assert r.accepted == r.delivered + r.dead_lettered
         assert r.accepted + r.throttles["notification"] == r.offered
@@ -59,7 +61,7 @@ def test_same_seed_same_run_other_seed_other_run():
 
 
 def test_a_calm_load_needs_one_call_per_order():
-    calm = simulate_topology(inputs(courier_failure_rate=0.0), wiring=False)
+    calm = simulate_topology(inputs(courier_failure_rate=0.0), NFC)
     assert calm.offered == calm.delivered == calm.courier_calls == calm.delivery_invocations == 120
     assert calm.courier_429s == 0 and not calm.throttles and calm.dead_lettered == 0
     # Little's law: 2 orders/s x at most 2 s per call, the delivery function and the courier's
@@ -70,7 +72,7 @@ def test_a_calm_load_needs_one_call_per_order():
 def test_a_failing_courier_costs_attempts_times_invocations_calls():
     # every call fails, waits are 3 s: 5 attempts fit in 29 s, and Lambda runs the event 3 times
     down = inputs(courier_failure_rate=1.0, retry=Retry(5, 3, 0, 0), courier_rate=1000, courier_burst=1000)
-    r = simulate_topology(down, wiring=False)
+    r = simulate_topology(down, NFC)
     assert r.delivered == 0 and r.dead_lettered == r.accepted == 120
     assert r.delivery_invocations == 3 * 120
     assert r.courier_calls == 5 * 3 * 120
@@ -81,19 +83,19 @@ def test_the_function_timeout_cuts_the_retries_short():
     # waits of 10 s: calls at 0, 10, 20 s; the 4th would start after the 29 s timeout
     slow = inputs(courier_failure_rate=1.0, retry=Retry(5, 10, 0, 0), async_retries=0,
                   courier_rate=1000, courier_burst=1000)
-    r = simulate_topology(slow, wiring=False)
+    r = simulate_topology(slow, NFC)
     assert r.courier_calls == 3 * r.delivery_invocations == 3 * 120
 
 
 def test_the_queue_redrives_after_max_receive_count():
     down = inputs(courier_failure_rate=1.0, courier_rate=1000, courier_burst=1000, max_receive_count=5)
-    r = simulate_topology(down, wiring=True)
+    r = simulate_topology(down, FC)
     assert r.delivery_invocations == 5 * 120 and r.dead_lettered == 120
     assert r.peak_delivery_concurrency <= 10
 
 
 def test_the_account_limit_caps_concurrency_and_throttles_the_rest():
-    r = simulate_topology(inputs(account_limit=20, phases=(Phase("flat", 60, 15, 15),)), wiring=False)
+    r = simulate_topology(inputs(account_limit=20, phases=(Phase("flat", 60, 15, 15),)), NFC)
     assert r.peak_account_concurrency == 20
     assert sum(r.throttles.values()) > 0
     assert r.accepted == r.delivered + r.dead_lettered  # throttled events are retried, not dropped
@@ -101,9 +103,9 @@ def test_the_account_limit_caps_concurrency_and_throttles_the_rest():
 
 def test_the_usage_plan_admits_at_most_its_rate_plus_burst():
     calm = inputs(phases=(Phase("flat", 60, 15, 15),), courier_failure_rate=0.0, esm_max_concurrency=5)
-    r = simulate_topology(calm, wiring=True)
+    r = simulate_topology(calm, FC)
     assert r.courier_429s == 0  # five consumers with 0-2 s calls stay inside rate 10, burst 10...
-    storm = simulate_topology(inputs(phases=(Phase("flat", 60, 15, 15),)), wiring=False)
+    storm = simulate_topology(inputs(phases=(Phase("flat", 60, 15, 15),)), NFC)
     admitted = storm.courier_calls - storm.courier_429s
     # ...the storm does; the courier admits at most rate x time + burst over the load and the retries
     assert storm.courier_429s > 0
@@ -156,7 +158,7 @@ def test_the_articles_own_account_gives_its_graphs_and_still_no_60_percent_colla
     # success bottomed out near 20% a minute. The same configuration, simulated, draws those
     # graphs, and still delivers most orders once Lambda's two retries have run: an actual
     # success under 60% is not what the seed's configuration produces on an ideal platform.
-    nfc = simulate_topology(inputs(phases=SEED_PHASES, account_limit=1000), wiring=False)
+    nfc = simulate_topology(inputs(phases=SEED_PHASES, account_limit=1000), NFC)
     assert 600 <= nfc.peak_account_concurrency < 1000 and not nfc.throttles  # the article: 788, no throttles
     assert nfc.lowest_delivery_success is not None and nfc.lowest_delivery_success < 0.3
     assert nfc.dead_lettered > 1000
