@@ -151,6 +151,13 @@ def lab_cloudwatch_batch() -> None:
 
 
 @hooks.on_infra_start()
+def lab_cloudwatch_direct() -> None:
+    from lab_platform import cloudwatch_publish
+
+    _apply("LAB_PATCH_CLOUDWATCH_DIRECT", cloudwatch_publish.patches)
+
+
+@hooks.on_infra_start()
 def lab_cpu_accounting() -> None:
     from lab_platform import cpu_accounting
 

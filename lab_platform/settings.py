@@ -28,6 +28,7 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_KEEPALIVE_SWEEPER": "idle environments expire via one sweeper thread",
     "LAB_PATCH_REQUEST_COST": "no Twisted form parsing, cached moto method lists",
     "LAB_PATCH_CLOUDWATCH_BATCH": "one SQLite transaction per PutMetricData call",
+    "LAB_PATCH_CLOUDWATCH_DIRECT": "the platform's own metrics written into CloudWatch's store, no request",
     "LAB_PATCH_SQS_DELAYS_ON_TIME": "SQS delayed messages visible at their own due time, not on a 1 s tick",
     "LAB_PATCH_CFN_RESERVED_CONCURRENCY": "CloudFormation sets a function's ReservedConcurrentExecutions",
     "LAB_PATCH_CFN_EVENT_INVOKE_CONFIG": "CloudFormation updates an AWS::Lambda::EventInvokeConfig in place",

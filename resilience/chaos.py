@@ -7,7 +7,7 @@
 
 `on` adds or replaces one mode and keeps the others (several modes at once run in the fixed order
 of lab_faults.MODE_ORDER). Every document is checked with the functions' own validator before it
-is stored; functions see the change within their cache TTL (5 s), no redeploy.
+is stored; functions see the change within their cache TTL (30 s), no redeploy.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from lab_faults import MODE_ORDER, FaultConfigError
+from lab_faults.injector import DEFAULT_CACHE_SECONDS
 from lab_faults.config import CORRUPTION_STYLES, CRASH_HOW, CRASH_WHEN, now_utc
 from lab_kernel.topologies import catalogue
 from resilience import faults_store
@@ -92,6 +93,11 @@ def require_function(lab: Lab, topology: Any, function: str) -> None:
         ) from None
 
 
+# What a user waits for after `on`/`off`: each warm environment rereads its document when its
+# cache expires (lab_faults' default TTL; a new environment reads it at once).
+PICKUP_NOTE = f"warm environments pick this up within {DEFAULT_CACHE_SECONDS:g} s (their fault-config cache)"
+
+
 def turn_on(lab: Lab, args: argparse.Namespace) -> None:
     from lab_faults import parse_config
 
@@ -114,6 +120,7 @@ def turn_on(lab: Lab, args: argparse.Namespace) -> None:
         print(f"[{topology.name}] {function}: faults on")
         for line in faults_store.describe(json.dumps(document)):
             print(f"    {line}")
+    print(PICKUP_NOTE)
 
 
 def turn_off(lab: Lab, args: argparse.Namespace) -> None:
@@ -134,6 +141,7 @@ def turn_off(lab: Lab, args: argparse.Namespace) -> None:
             print(f"[{topology.name}] {function}: {'faults off' if removed else 'no faults were set'}")
         if not functions:
             print(f"[{topology.name}] no faults were set")
+    print(PICKUP_NOTE)
 
 
 def status(lab: Lab, args: argparse.Namespace) -> None:

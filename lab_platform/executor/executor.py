@@ -89,14 +89,21 @@ def exit_reason(status: int | None) -> str:
 
 
 def _max_memory_mb(pid: int) -> int:
-    # VmHWM of the environment itself; ru_maxrss would report the parent's peak.
+    # VmHWM of the environment itself; ru_maxrss would report the parent's peak. Read on every
+    # invocation (the REPORT line), so with three raw syscalls rather than a text file object's
+    # six: each one releases the GIL, and under load every release is a wait to get it back.
     try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return math.ceil(int(line.split()[1]) / 1024)
+        fd = os.open(f"/proc/{pid}/status", os.O_RDONLY)
+        try:
+            status = os.read(fd, 4096)
+        finally:
+            os.close(fd)
     except OSError:
-        pass
-    return 0
+        return 0
+    start = status.find(b"\nVmHWM:")
+    if start < 0:
+        return 0
+    return math.ceil(int(status[start + 7:status.index(b"\n", start + 1)].split()[0]) / 1024)
 
 
 class ProcessRuntimeExecutor(RuntimeExecutor):

@@ -167,3 +167,37 @@ def test_put_log_events_with_the_emf_header_is_extracted_and_without_it_is_not(l
         "both EMF values in CloudWatch",
     )
     assert metric(localstack.url, "emf_depth", namespace=without_header) == 0
+
+
+FAILING_HANDLER = """
+def handler(event, context):
+    if event.get("fail"):
+        raise RuntimeError("asked to fail")
+    return {}
+"""
+
+
+def test_lambdas_own_metrics_answer_get_metric_statistics_per_minute(localstack):
+    """Lambda's `AWS/Lambda` Invocations and Errors, written by the platform without a request
+    (LAB_PATCH_CLOUDWATCH_DIRECT), read back through the API at Lambda's 1-minute resolution."""
+    function = deploy_function(localstack, ACCOUNT, FAILING_HANDLER)
+    lam = localstack.client("lambda", account=ACCOUNT)
+    for fail in (False, False, False, True, True):
+        lam.invoke(FunctionName=function, Payload=json.dumps({"fail": fail}))
+    cloudwatch = localstack.client("cloudwatch", account=ACCOUNT)
+    dimensions = [{"Name": "FunctionName", "Value": function}]
+
+    def per_minute(name: str) -> list[dict]:
+        now = datetime.now(UTC)
+        return cloudwatch.get_metric_statistics(
+            Namespace="AWS/Lambda", MetricName=name, Dimensions=dimensions, Statistics=["Sum"],
+            Period=60, StartTime=now - timedelta(minutes=5), EndTime=now + timedelta(minutes=1),
+        )["Datapoints"]
+
+    # the platform flushes once a second
+    wait_for(lambda: sum(p["Sum"] for p in per_minute("Invocations")) >= 5, 15, "5 invocations in CloudWatch")
+    assert sum(p["Sum"] for p in per_minute("Invocations")) == 5
+    assert sum(p["Sum"] for p in per_minute("Errors")) == 2
+    listed = cloudwatch.list_metrics(Namespace="AWS/Lambda", Dimensions=dimensions)["Metrics"]
+    assert {m["MetricName"] for m in listed} >= {"Invocations", "Errors"}
+    assert cloudwatch_sum(localstack, "AWS/Lambda", "Invocations", dimensions) == 5
