@@ -31,6 +31,12 @@ ASYNC_INVOKE: Wiring = "async-invoke"  # bus rule -> function, asynchronous invo
 SQS_ESM: Wiring = "sqs-esm"  # bus rule -> queue -> event source mapping with maximum concurrency
 
 
+# What an expectation may compare (`[topology.expect]`): a topology's measured or simulated figures
+# (report.verdict.Outcome's fields of the same names). The schema lists the same words.
+MEASURES = ("peak_account_concurrency", "peak_delivery_concurrency", "throttles", "courier_429s",
+            "courier_calls", "dead_lettered", "duplicated")
+
+
 class CatalogueError(ValueError):
     """topologies.toml is off its schema or inconsistent; the message is one line."""
 
@@ -39,6 +45,19 @@ class CatalogueError(ValueError):
 class FunctionSettings:
     reserved_concurrency: int  # 0: none, the account's unreserved pool
     breaker: bool  # the circuit breaker on at provisioning time
+
+
+@dataclass(frozen=True)
+class Expectations:
+    """What the verdict judges on a topology beyond the article's pair (report.verdict), each
+    predicted by the simulation before a load: the entry says what its fix is for."""
+
+    delivery_within_reservation: bool = False  # peak delivery concurrency <= delivery.reserved_concurrency
+    at_least_the_storm: tuple[str, ...] = ()  # MEASURES at least the comparison storm's
+    at_most_the_storm: tuple[str, ...] = ()  # MEASURES at most the comparison storm's
+
+    def __bool__(self) -> bool:
+        return bool(self.delivery_within_reservation or self.at_least_the_storm or self.at_most_the_storm)
 
 
 @dataclass(frozen=True)
@@ -56,6 +75,7 @@ class Topology:
     # the account's concurrency limit is the setting's value times this: `more-concurrency` asks
     # what a raised limit does to the storm (the article: it grows)
     account_limit_factor: float = 1.0
+    expect: Expectations = Expectations()
 
     def account_limit(self, base: int) -> int:
         """This topology's account limit when `account_limit_setting` is `base`."""
@@ -124,6 +144,14 @@ class Catalogue:
         return tuple(n for n in self.names if n in chosen)
 
 
+def _expectations(e: dict) -> Expectations:
+    return Expectations(
+        delivery_within_reservation=bool(e.get("delivery_within_reservation", False)),
+        at_least_the_storm=tuple(e.get("at_least_the_storm", ())),
+        at_most_the_storm=tuple(e.get("at_most_the_storm", ())),
+    )
+
+
 def parse(data: dict) -> Catalogue:
     schema = json.loads(SCHEMA_FILE.read_text())
     error = jsonschema.exceptions.best_match(jsonschema.Draft202012Validator(schema).iter_errors(data))
@@ -137,6 +165,7 @@ def parse(data: dict) -> Catalogue:
             account_limit_setting=t["account_limit_setting"],
             delivery=FunctionSettings(t["delivery"]["reserved_concurrency"], t["delivery"]["breaker"]),
             account_limit_factor=float(t.get("account_limit_factor", 1.0)),
+            expect=_expectations(t.get("expect", {})),
         )
         for t in data["topology"]
     )
@@ -149,6 +178,10 @@ def parse(data: dict) -> Catalogue:
     for role in ("storm", "remedy"):
         if comparison[role] not in names:
             raise CatalogueError(f"topologies catalogue: comparison.{role} {comparison[role]!r} is not a topology")
+    for t in topologies:
+        if t.expect.delivery_within_reservation and not t.delivery.reserved_concurrency:
+            raise CatalogueError(f"topologies catalogue: {t.name} expects delivery within its reservation "
+                                 "but reserves none (delivery.reserved_concurrency)")
     return Catalogue(topologies, comparison["storm"], comparison["remedy"])
 
 
