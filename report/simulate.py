@@ -320,11 +320,18 @@ class _Run:
             else:
                 self.at(now + seconds + wait, "attempt", account, order, source, started, number + 1)
 
+    def release(self, now: float, account: _Account, role: str) -> None:
+        account.release(role)
+        if self.parked:
+            self.poll(now, account)  # parked orders waiting for concurrency: the retry queue's mapping takes them
+
     def end(self, now: float, account: _Account, order: int, source: tuple, ok: bool | str) -> None:
         account.release("delivery")
         account.outcome(now, ok)
         kind = source[0]
         if kind == "async":
+            if self.parked:
+                self.poll(now, account)
             failures = source[1]
             if not ok:
                 if failures + 1 > self.inputs.async_retries:
@@ -430,7 +437,7 @@ class _Run:
             "enqueue": self.enqueue,
             "visible": self.make_visible,
             "retry_visible": self.retry_visible,
-            "release": lambda now, acc, role: acc.release(role),
+            "release": self.release,
         }
         last_delivery = 0.0
         while self.events:
