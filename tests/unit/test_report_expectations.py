@@ -121,3 +121,48 @@ def test_expecting_a_reservation_without_one_is_refused():
         parse(_with(break_it))
     with pytest.raises(CatalogueError, match="expect"):
         parse(_with(lambda d: d["topology"][0].update(expect={"at_least_the_storm": ["happiness"]})))
+
+
+EXTRA_FIX = """
+[[topology]]
+name = "reserved-five"
+short = "r5"
+title = "reserved concurrency 5"
+colour = "#17becf"
+account = "747474747474"
+instance = "localstack"
+port_setting = "LAB_LOCALSTACK_PORT"
+wiring = "async-invoke"
+account_limit_setting = "LAB_ACCOUNT_CONCURRENCY"
+[topology.delivery]
+reserved_concurrency = 5
+breaker = false
+[topology.expect]
+delivery_within_reservation = true
+at_most_the_storm = ["courier_429s"]
+"""
+
+
+def test_a_fix_added_in_a_fixture_is_simulated_judged_and_reported_with_no_code_change(tmp_path, monkeypatch):
+    from lab_kernel import topologies
+    from report.capacity import preview
+    from report.render import ReportData, render
+    from tests.unit.test_report_render import window
+
+    extended = tmp_path / "topologies.toml"
+    extended.write_text(topologies.CATALOGUE_FILE.read_text() + EXTRA_FIX)
+    monkeypatch.setenv("LAB_TOPOLOGIES_FILE", str(extended))
+    monkeypatch.setenv("TOPOLOGIES", "reserved-five")
+    topologies.load.cache_clear()
+    try:
+        profile = inputs(phases=load_phases("smoke"))
+        sim = simulate(profile)
+        assert tuple(sim.topologies) == (*catalogue().pair, "reserved-five")
+        assert sim["reserved-five"].peak_delivery_concurrency == 5
+        mine = [c for c in predict(sim, 400, 10, "smoke") if c.topology == "reserved-five"]
+        assert [c.name for c in mine] == ["delivery concurrency <= its reservation (5)", f"courier 429s <= {NFC}'s"]
+        assert reproduced(mine)
+        text = render(ReportData(window=window(tmp_path), results={}, preview=preview(profile)))
+        assert "| reserved-five peak delivery concurrency | - | 5 " in text
+    finally:
+        topologies.load.cache_clear()

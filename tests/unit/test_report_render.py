@@ -334,6 +334,9 @@ def test_every_chosen_topology_has_its_rows_and_its_column(tmp_path: Path, monke
         if name not in cat.pair:
             assert f"| {name} peak delivery concurrency | - |" in text
             assert f"| {name} dead-lettered | - |" in text
+            # the capacity preview's simulated run, with the topology's own account limit
+            (line,) = [line for line in text.splitlines() if line.startswith(f"    {name}: ")]
+            assert f" of {cat.get(name).account_limit(400)} (delivery " in line
     assert "|  | " + " | ".join(cat.names) + " |" in text  # one column per topology, in the catalogue's order
     assert "| peak account concurrency | " + " | ".join(f"{100 + i}" for i in range(len(cat.names))) + " |" in text
     assert "| dead-lettered | 0 (0.0%) | 1 (10.0%) |" in text
