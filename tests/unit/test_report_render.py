@@ -340,3 +340,25 @@ def test_every_chosen_topology_has_its_rows_and_its_column(tmp_path: Path, monke
     assert "|  | " + " | ".join(cat.names) + " |" in text  # one column per topology, in the catalogue's order
     assert "| peak account concurrency | " + " | ".join(f"{100 + i}" for i in range(len(cat.names))) + " |" in text
     assert "| dead-lettered | 0 (0.0%) | 1 (10.0%) |" in text
+
+
+def test_the_verdict_headline_tells_the_article_from_the_fixes(tmp_path: Path):
+    from dataclasses import replace
+
+    from lab_kernel.topologies import catalogue
+    from report.verdict import Criterion
+
+    cat = catalogue()
+    storm = Criterion(cat.storm, "courier 429s > 0", "5", True)
+    fix = next(n for n in cat.names if n not in cat.pair)
+    held, broken = Criterion(fix, "a", "1", True), Criterion(fix, "b", "2", False)
+
+    def headline(criteria):
+        text = render(ReportData(window=window(tmp_path), results={}, criteria=criteria))
+        return next(line for line in text.splitlines() if line.startswith("## Verdict"))
+
+    assert headline([storm]) == "## Verdict: the article is REPRODUCED"
+    assert headline([storm, held]) == "## Verdict: the article is REPRODUCED; the fixes behave as their entries expect (1 of 1)"
+    assert headline([storm, held, broken]) == ("## Verdict: the article is REPRODUCED; the fixes do **not** all behave "
+                                               "as their entries expect (1 of 2)")
+    assert headline([replace(storm, ok=False), held]).startswith("## Verdict: the article is NOT reproduced; the fixes behave")
