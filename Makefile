@@ -2,7 +2,11 @@
 SHELL := /bin/bash
 PY := .venv/bin/python
 PROFILE ?= seed
-TOPOLOGY ?= both
+# which topologies up, load, experiment and report work on: a,b | all (default: the comparison pair)
+TOPOLOGIES ?=
+export TOPOLOGIES
+# make load's own choice, kept: both | <name> (default: TOPOLOGIES)
+TOPOLOGY ?=
 EXPERIMENT_PROFILE ?= smoke
 EXPERIMENT_ORDER ?= auto
 
@@ -22,7 +26,7 @@ sam-cli: ## build the SAM CLI's own pinned environment (.venv-sam; its pins conf
 seed-app: venv sam-cli ## deploy the seed repository's two branches unchanged into accounts of their own: SEED_DIR=<clone> (docs/SEED_APP.md)
 	@$(PY) -m bootstrap.seed_app deploy "$(SEED_DIR)"
 
-up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host)
+up: venv ## bring the lab up (Docker Compose if a Docker engine answers, else host mode; LAB_MODE=docker|host; TOPOLOGIES=a,b|all)
 	@$(PY) -m labctl up
 
 images: venv ## build compose mode's images (LocalStack + the lab's plugins, Prometheus) from Debian and PyPI packages
@@ -44,17 +48,17 @@ test-unit: venv ## run the fast unit tests only
 bench: venv ## run the benchmarks and print their figures
 	@$(PY) -m benchmarks
 
-bootstrap: venv ## (re)provision both topologies on the running LocalStack
+bootstrap: venv ## (re)provision the chosen topologies (TOPOLOGIES; default both) on the running LocalStack
 	@$(PY) -m bootstrap provision
 
 teardown: venv ## remove what bootstrap provisioned
 	@$(PY) -m bootstrap teardown
 
-load: venv ## run Locust headless: PROFILE=seed|seed-code|smoke TOPOLOGY=both|<a topology of lab_kernel/topologies.toml>
-	@$(PY) -m load run --profile $(PROFILE) --topology $(TOPOLOGY)
+load: venv ## run Locust headless: PROFILE=seed|seed-code|smoke TOPOLOGY=both|<a topology of lab_kernel/topologies.toml> (default: TOPOLOGIES)
+	@$(PY) -m load run --profile $(PROFILE) $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 
 load-ui: venv ## open Locust's web UI instead
-	@$(PY) -m load ui --profile $(PROFILE) --topology $(TOPOLOGY)
+	@$(PY) -m load ui --profile $(PROFILE) $(if $(TOPOLOGY),--topology $(TOPOLOGY))
 
 dashboards: venv ## regenerate Grafana dashboards from code and lint them
 	@$(PY) -m grafana.build

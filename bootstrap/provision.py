@@ -34,6 +34,7 @@ from bootstrap.resources import (
     ensure_parameter,
     ensure_permission,
     ensure_queue,
+    ensure_reserved_concurrency,
     ensure_role,
     ensure_rule,
     ensure_secret,
@@ -106,16 +107,32 @@ def localstack_info(localstack_url: str) -> dict[str, Any]:
 
 
 def check_account_concurrency(c: Clients, p: Progress, scope: str, expected: int | None) -> int:
+    """`expected`: the topology's own limit (its setting times its `account_limit_factor`)."""
     limits = c.awslambda.get_account_settings()["AccountLimit"]
     limit = int(limits["ConcurrentExecutions"])
     note = f"account {c.account}: ConcurrentExecutions limit {limit}, unreserved {limits.get('UnreservedConcurrentExecutions')}"
     p.say(f"  [{scope}] {note}")
     if expected is not None and limit != expected:
         p.say(
-            f"  [{scope}] warning: LAB_ACCOUNT_CONCURRENCY={expected} but LocalStack enforces {limit}:"
-            " restart LocalStack (make down && make up) to apply the setting"
+            f"  [{scope}] warning: the catalogue asks for a limit of {expected} in account {c.account} but LocalStack"
+            f" enforces {limit}: restart LocalStack (make down && make up) to apply the setting"
         )
     return limit
+
+
+def _breaker_resources(c: Clients, p: Progress, s: str) -> dict[str, str]:
+    """The circuit breaker on from the start (catalogue `breaker = true`), as `python -m
+    resilience.breaker on` switches it on later: its state table, the retry queue parked orders
+    wait on, and the environment that turns it on. Returns the variables for DeliveryFunction."""
+    try:
+        ensure_table(c, p, s, t.BREAKER_TABLE, "name")
+    except ServiceUnavailable as error:
+        # without its table the delivery function cannot even start (the breaker is built at import)
+        raise ProvisioningError(f"{s}: the circuit breaker needs DynamoDB: {error}") from None
+    retry_url, _ = ensure_queue(c, p, s, t.BREAKER_RETRY_QUEUE,
+                                {"VisibilityTimeout": str(t.BREAKER_RETRY_VISIBILITY_TIMEOUT)})
+    # thresholds and timeout are lab_breaker's defaults (failure 3, success 2, 10 s open)
+    return {"CIRCUIT_BREAKER": "on", "CB_TABLE": t.BREAKER_TABLE, "CB_RETRY_QUEUE_URL": retry_url}
 
 
 # --- the delivery path, one provisioning unit per wiring kind (lab_kernel/topologies.toml) --------
@@ -254,8 +271,9 @@ def provision_topology(
     ensure_parameter(c, p, s, t.ENDPOINT_PARAMETER, t.api_url(function_url, courier_api, "slow"))
     ensure_secret(c, p, s, t.API_KEY_SECRET, key_value)
 
-    # 4. the bus and the delivery path
+    # 4. the bus and the delivery path, with the catalogue's delivery settings
     ensure_event_bus(c, p, s, t.EVENT_BUS)
+    breaker_environment = _breaker_resources(c, p, s) if topo.delivery.breaker else {}
     delivery_arn = ensure_function(
         c, p, s,
         FunctionSpec(
@@ -266,10 +284,16 @@ def provision_topology(
                 "API_KEY_SECRET": t.API_KEY_SECRET,
                 "PARAMETERS_MAX_AGE_SECONDS": "300",
                 "LOG_LEVEL": "INFO",
+                **breaker_environment,
             },
         ),
         packages[t.DELIVERY],
     )
+    if topo.delivery.reserved_concurrency:
+        ensure_reserved_concurrency(c, p, s, t.DELIVERY, topo.delivery.reserved_concurrency)
+    if topo.delivery.breaker:
+        # parked orders come back through the same function; no maximum concurrency, as `on` maps it
+        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1, None)
     pattern = {"account": [topo.account], "detail-type": [t.DETAIL_TYPE]}
     wiring.wire(c, p, s, pattern, rule_arn, delivery_arn, queues)
 
@@ -311,10 +335,12 @@ def provision_all(
     *,
     endpoints_file: Path | None = ENDPOINTS_FILE,
     progress: Progress | None = None,
-    topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
+    topologies: tuple[t.Topology, ...] | None = None,
     urls: dict[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Package the functions, provision every topology, write and return endpoints.json's content.
+    """Package the functions, provision the topologies, write and return endpoints.json's content.
+
+    `topologies=None`: the ones `$TOPOLOGIES` chooses (unset: the comparison pair).
 
     `urls` maps a topology to its own LocalStack (one process per topology, labctl); a topology
     not in it, or `urls=None`, is provisioned on `localstack_url`. `endpoints_file=None` skips
@@ -326,7 +352,7 @@ def provision_all(
     courier_profile = settings.get("LAB_COURIER_PROFILE", "seed")
     if courier_profile not in COURIER_PROFILES:
         raise ProvisioningError(f"LAB_COURIER_PROFILE={courier_profile!r}: use one of {', '.join(COURIER_PROFILES)}")
-    expected_limit = settings.integer("LAB_ACCOUNT_CONCURRENCY", 1) if "LAB_ACCOUNT_CONCURRENCY" in settings.values else None
+    topologies = t.chosen() if topologies is None else topologies
     p.say("packaging functions")
     packages = build_all(p)
     endpoints: dict[str, Any] = {
@@ -344,7 +370,9 @@ def provision_all(
             c, topo, packages, p, function_url=function_url, public_url=url,
             courier_profile=courier_profile,
         )
-        check_account_concurrency(c, p, topo.name, expected_limit)
+        base = settings.values.get(topo.account_limit_setting)
+        expected = topo.account_limit(settings.integer(topo.account_limit_setting, 1)) if base is not None else None
+        check_account_concurrency(c, p, topo.name, expected)
     if endpoints_file is not None:
         write_endpoints(endpoints, endpoints_file)
         p.say(f"wrote {endpoints_file}")

@@ -304,13 +304,15 @@ def ensure_event_source_mapping(
     function: str,
     queue_arn: str,
     batch_size: int,
-    max_concurrency: int,
+    max_concurrency: int | None,
 ) -> str:
-    desired = {
+    """`max_concurrency=None`: no ScalingConfig, the mapping scales as Lambda's default does."""
+    desired: dict[str, Any] = {
         "BatchSize": batch_size,
-        "ScalingConfig": {"MaximumConcurrency": max_concurrency},
         "FunctionResponseTypes": ["ReportBatchItemFailures"],
     }
+    if max_concurrency is not None:
+        desired["ScalingConfig"] = {"MaximumConcurrency": max_concurrency}
     mappings = c.awslambda.list_event_source_mappings(EventSourceArn=queue_arn, FunctionName=function)
     current = next(iter(mappings.get("EventSourceMappings", [])), None)
     if current is None:
@@ -339,9 +341,20 @@ def ensure_event_source_mapping(
         scope,
         f"event source mapping {function}",
         action,
-        f"batch {batch_size}, max concurrency {max_concurrency}, ReportBatchItemFailures",
+        f"batch {batch_size}, max concurrency {max_concurrency or 'unset'}, ReportBatchItemFailures",
     )
     return uuid
+
+
+def ensure_reserved_concurrency(c: Clients, p: Progress, scope: str, function: str, reserved: int) -> None:
+    """PutFunctionConcurrency when the function's reservation differs. Only a reservation the
+    catalogue asks for is managed: a 0 set by `make kill-switch` elsewhere is left as it is."""
+    current = c.awslambda.get_function_concurrency(FunctionName=function).get("ReservedConcurrentExecutions")
+    if current == reserved:
+        p.record(scope, f"reserved concurrency {function}", "unchanged", str(reserved))
+        return
+    c.awslambda.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=reserved)
+    p.record(scope, f"reserved concurrency {function}", "created" if current is None else "updated", str(reserved))
 
 
 # --- EventBridge --------------------------------------------------------------------------------

@@ -78,11 +78,12 @@ def teardown_topology(c: Clients, topo: t.Topology, p: Progress) -> None:
         if api["name"] in (t.NOTIFY_API, t.COURIER_API):
             _delete(p, s, f"REST API {api['name']}", lambda api=api: c.apigateway.delete_rest_api(restApiId=api["id"]))
 
-    for queue in (t.DELIVERY_QUEUE, t.DLQ, t.ON_FAILURE_QUEUE):
+    for queue in (t.DELIVERY_QUEUE, t.DLQ, t.ON_FAILURE_QUEUE, t.BREAKER_RETRY_QUEUE):
         def delete_queue(queue: str = queue) -> None:
             c.sqs.delete_queue(QueueUrl=c.sqs.get_queue_url(QueueName=queue)["QueueUrl"])
         _delete(p, s, f"queue {queue}", delete_queue)
     _delete(p, s, f"table {t.DELIVERIES_TABLE}", lambda: c.dynamodb.delete_table(TableName=t.DELIVERIES_TABLE))
+    _delete(p, s, f"table {t.BREAKER_TABLE}", lambda: c.dynamodb.delete_table(TableName=t.BREAKER_TABLE))
     _delete(p, s, f"parameter {t.ENDPOINT_PARAMETER}", lambda: c.ssm.delete_parameter(Name=t.ENDPOINT_PARAMETER))
     _delete(p, s, f"secret {t.API_KEY_SECRET}",
             lambda: c.secretsmanager.delete_secret(SecretId=t.API_KEY_SECRET, ForceDeleteWithoutRecovery=True),
@@ -107,11 +108,12 @@ def teardown_all(
     *,
     endpoints_file: Path | None = ENDPOINTS_FILE,
     progress: Progress | None = None,
-    topologies: tuple[t.Topology, ...] = t.TOPOLOGIES,
+    topologies: tuple[t.Topology, ...] | None = None,
     urls: dict[str, str] | None = None,
 ) -> None:
-    """Remove what `provision_all` made; `urls` as there (topology -> its own LocalStack)."""
+    """Remove what `provision_all` made; `urls` and `topologies` as there."""
     p = progress or Progress()
+    topologies = t.chosen() if topologies is None else topologies
     for topo in topologies:
         url = (urls or {}).get(topo.name, localstack_url).rstrip("/")
         localstack_info(url)

@@ -62,6 +62,8 @@ ESM_MAX_CONCURRENCY = 10
 # functions' roles grant them up front, so turning a tool on needs no IAM change on real AWS.
 BREAKER_TABLE = "lab-circuit-breaker"
 BREAKER_RETRY_QUEUE = "lab-delivery-retry"
+# Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
+BREAKER_RETRY_VISIBILITY_TIMEOUT = 150
 FAULTS_PARAMETER_PREFIX = "/lab/faults/"
 # Asynchronous invocation defaults made explicit: 2 retries, events kept up to 6 hours.
 ASYNC_MAX_RETRIES = 2
@@ -70,6 +72,11 @@ ASYNC_MAX_EVENT_AGE = 21600
 
 # every topology of lab_kernel/topologies.toml, in its order
 TOPOLOGIES: tuple[Topology, ...] = catalogue.catalogue().topologies
+
+
+def chosen() -> tuple[Topology, ...]:
+    """The topologies `$TOPOLOGIES` chooses (unset: the comparison pair), what `make up` provisions."""
+    return tuple(catalogue.get(name) for name in catalogue.selected())
 
 
 def log_group(function_name: str) -> str:

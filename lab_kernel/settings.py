@@ -89,12 +89,19 @@ class Settings:
         """
         return self.get("LAB_LOCALSTACK_PER_TOPOLOGY", "1").strip().lower() not in ("0", "false", "no", "off")
 
+    @property
+    def topologies(self) -> tuple[str, ...]:
+        """The topologies chosen by `$TOPOLOGIES` (default: the comparison pair)."""
+        return topologies.selected()
+
     def _localstack_of(self) -> dict[str, tuple[str, str]]:
-        """Topology -> (process name, port setting) of the LocalStack that hosts it."""
+        """Chosen topology -> (process name, port setting) of the LocalStack that hosts it: only
+        the chosen topologies' processes are started, so a catalogue entry costs nothing unchosen."""
+        chosen = self.topologies
         if self.localstack_per_topology:
-            return dict(LOCALSTACK_BY_TOPOLOGY)
+            return {name: LOCALSTACK_BY_TOPOLOGY[name] for name in chosen}
         first = next(iter(LOCALSTACK_BY_TOPOLOGY.values()))
-        return dict.fromkeys(LOCALSTACK_BY_TOPOLOGY, first)
+        return dict.fromkeys(chosen, first)
 
     def localstack_instances(self) -> dict[str, str]:
         """Process name -> the port setting of each LocalStack the lab runs."""

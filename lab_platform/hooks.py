@@ -186,6 +186,13 @@ def lab_cfn_event_invoke_config() -> None:
 
 
 @hooks.on_infra_start()
+def lab_account_limits() -> None:
+    from lab_platform import account_limits
+
+    _apply("LAB_PATCH_ACCOUNT_LIMITS", account_limits.patches)
+
+
+@hooks.on_infra_start()
 def lab_alias_invoke_config() -> None:
     from lab_platform import alias_invoke_config
 

@@ -34,6 +34,7 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_CFN_EVENT_INVOKE_CONFIG": "CloudFormation updates an AWS::Lambda::EventInvokeConfig in place",
     "LAB_PATCH_ALIAS_INVOKE_CONFIG": "an async invoke of an alias follows the alias's event invoke config",
     "LAB_PATCH_CPU_ACCOUNTING": "LocalStack's CPU per service and thread kind at /_lab/cpu",
+    "LAB_PATCH_ACCOUNT_LIMITS": "each account's own concurrency limit (LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT)",
 }
 
 

@@ -83,8 +83,8 @@ def up_docker(settings: Settings) -> None:
 def bootstrap(settings: Settings) -> dict:
     from bootstrap.provision import provision_all
 
-    count = len(catalogue().names)
-    step(f"provisioning {'both' if count == 2 else count} topologies (bootstrap)")
+    chosen = settings.topologies
+    step(f"provisioning {', '.join(chosen)} (bootstrap; TOPOLOGIES=a,b|all chooses others)")
     return provision_all(settings.localstack_url, settings, urls=settings.localstack_urls())
 
 

@@ -33,7 +33,9 @@ def command(settings: Settings) -> list[str]:
 def environment(settings: Settings) -> dict[str, str]:
     """The process environment plus the lab's settings, so overrides reach compose's substitution."""
     config = PROMETHEUS_CONFIG if PROMETHEUS_CONFIG.exists() else REPO_ROOT / "prometheus/prometheus.yml"
-    return {**os.environ, **settings.values, "LAB_PROMETHEUS_CONFIG": str(config)}
+    return {**os.environ, **settings.values, "LAB_PROMETHEUS_CONFIG": str(config),
+            # the catalogue's per-account limits, computed as host mode computes them
+            "LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT": localstack_host.account_limits(settings)}
 
 
 def prometheus_targets(settings: Settings) -> dict[str, list[str]]:

@@ -10,7 +10,8 @@ import urllib.request
 from pathlib import Path
 
 from labctl import processes
-from lab_kernel.settings import STATE_DIR, Settings
+from lab_kernel import topologies
+from lab_kernel.settings import STATE_DIR, Settings, SettingsError
 
 HEALTH_PATH = "/_localstack/health"
 # The services the lab uses (fewer services, faster start); `.env`'s LAB_LOCALSTACK_SERVICES, which
@@ -21,6 +22,23 @@ SERVICES = (
     "lambda,apigateway,events,sqs,ssm,secretsmanager,logs,cloudwatch,dynamodb,iam,sts,"
     "cloudformation,s3,resource-groups"
 )
+
+
+def account_limits(settings: Settings) -> str:
+    """`LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT` for LocalStack (lab_platform/account_limits.py): each
+    catalogue account whose limit is not the process's own (its `account_limit_setting` times its
+    `account_limit_factor`), then the accounts `.env` names itself, which win."""
+    from lab_platform.account_limits import AccountLimitError, parse, render
+
+    default = settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)
+    limits = {t.account: t.account_limit(settings.integer(t.account_limit_setting, 1))
+              for t in topologies.catalogue().topologies}
+    limits = {account: limit for account, limit in limits.items() if limit != default}
+    try:
+        limits.update(parse(settings.get("LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT", "")))
+    except AccountLimitError as error:
+        raise SettingsError(f"{error} (.env or the environment)") from None
+    return render(limits)
 
 
 def lab_settings(settings: Settings) -> dict[str, str]:
@@ -38,6 +56,7 @@ def lab_settings(settings: Settings) -> dict[str, str]:
         "IN_MEMORY_CLIENT": settings.get("IN_MEMORY_CLIENT", "1"),
         "SQS_DISABLE_CLOUDWATCH_METRICS": settings.get("SQS_DISABLE_CLOUDWATCH_METRICS", "1"),
         "LAMBDA_LIMITS_CONCURRENT_EXECUTIONS": str(settings.integer("LAB_ACCOUNT_CONCURRENCY", 1)),
+        "LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT": account_limits(settings),
         # A stack's resource types LocalStack has no provider for (the seed's
         # AWS::ApplicationInsights::Application, a monitoring add-on) are skipped with a warning
         # instead of failing the stack; 4.14 does so by default and says later releases will not.

@@ -17,7 +17,7 @@ from pathlib import Path
 from labctl import mode, processes
 from lab_kernel.settings import REPO_ROOT, Settings, SettingsError
 from load.profiles import PROFILES_FILE, ProfileError, get_profile, load_profiles
-from load.targets import CHOICES, ENDPOINTS_FILE, TargetError, load_targets
+from load.targets import ENDPOINTS_FILE, TargetError, label, load_targets
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
 REPORTS_DIR = REPO_ROOT / "reports"
@@ -30,7 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                             ("ui", "Locust's web UI on 127.0.0.1:LAB_LOCUST_PORT")):
         cmd = sub.add_parser(name, help=help_text)
         cmd.add_argument("--profile", default="seed")
-        cmd.add_argument("--topology", default="both", choices=CHOICES)
+        cmd.add_argument("--topology", default=None,
+                         help="a topology, both, all or a,b (default: $TOPOLOGIES, else both)")
         cmd.add_argument("--profiles-file", type=Path, default=PROFILES_FILE)
         cmd.add_argument("--endpoints", type=Path, default=ENDPOINTS_FILE)
         cmd.add_argument("--reports", type=Path, default=REPORTS_DIR, help="parent of the run folder")
@@ -116,9 +117,11 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         profile = get_profile(args.profile, args.profiles_file)
         targets = load_targets(args.topology, args.endpoints)
+        # Locust gets the names themselves: its environment need not carry $TOPOLOGIES
+        args.topology = ",".join(t.topology for t in targets)
         settings = Settings.load()
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        report_dir = args.reports / f"{stamp}-{profile.name}-{args.topology}"
+        report_dir = args.reports / f"{stamp}-{profile.name}-{label(tuple(t.topology for t in targets))}"
         command = locust_argv(args, report_dir, settings)
         if (load := processes.running(LOCUST_PROCESS)) is not None:
             raise processes.ProcessError(f"a load is already running (pid {load.pid}): wait for it to end, "

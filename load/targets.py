@@ -15,7 +15,6 @@ from lab_kernel import topologies as catalogue
 # `$LAB_ENDPOINTS_FILE` selects another lab's file (a second, private lab), as bootstrap writes it
 ENDPOINTS_FILE = contract.default_path()
 TOPOLOGIES = catalogue.names()
-CHOICES = catalogue.catalogue().choices
 
 
 class TargetError(ValueError):
@@ -28,14 +27,21 @@ class Target:
     notify_url: str
 
 
-def selected_topologies(choice: str) -> tuple[str, ...]:
+def selected_topologies(choice: str | None) -> tuple[str, ...]:
+    """`make load TOPOLOGY=...` (a name, `both`, `all` or `a,b`); unset: `$TOPOLOGIES`, the pair
+    by default, so `make load TOPOLOGIES=a,b` drives the topologies `make up TOPOLOGIES=a,b` made."""
     try:
-        return catalogue.catalogue().select(choice)
+        return catalogue.selected() if not choice else catalogue.catalogue().choose(choice)
     except catalogue.CatalogueError as error:
         raise TargetError(str(error)) from None
 
 
-def load_targets(choice: str, path: Path | None = None) -> list[Target]:
+def label(names: tuple[str, ...]) -> str:
+    """A run folder's name for the chosen topologies: `both` for the pair, as before."""
+    return catalogue.BOTH if names == catalogue.catalogue().pair else "+".join(names)
+
+
+def load_targets(choice: str | None, path: Path | None = None) -> list[Target]:
     topologies = selected_topologies(choice)
     path = path or contract.default_path()
     if not path.exists():

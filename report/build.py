@@ -180,7 +180,8 @@ def build(
     client_for = client_factory(endpoints)
 
     results: dict[str, TopologyResult] = {}
-    for name in topologies or catalogue.names():
+    # the topologies `TOPOLOGIES` chose (default: the comparison pair), those the lab runs
+    for name in topologies or catalogue.selected():
         if name not in endpoints.topologies:
             continue
         say(f"{name}: reading logs, courier records and queues ...")

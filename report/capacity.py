@@ -18,7 +18,7 @@ from lab_kernel.topologies import catalogue
 from report.model_inputs import CapacityInputs, Phase, Retry, profile_timeline
 
 if TYPE_CHECKING:
-    from report.simulate import Simulation
+    from report.simulate import SimulatedTopology, Simulation
 
 __all__ = ["CapacityInputs", "Phase", "Retry", "preview", "profile_timeline", "render_text"]
 
@@ -79,9 +79,9 @@ def _remedy() -> str:
 
 
 def _label(name: str) -> str:
-    """`name:` padded so the pair's lines line up."""
+    """`name:` padded so the pair's lines line up (a longer name: one space after it)."""
     width = max(len(n) for n in catalogue().pair) + 2
-    return f"{name}:".ljust(width)
+    return f"{name}:".ljust(max(width, len(name) + 2))
 
 
 def _attempt_sums(p: float, retry: Retry, success_seconds: float) -> tuple[float, float, float]:
@@ -319,4 +319,17 @@ def _simulation_lines(sim: Simulation) -> list[str]:
         f"    {_label(_remedy())}{c.accepted} accepted, delivery concurrency {c.peak_delivery_concurrency}; "
         f"{c.delivered} delivered, {c.dead_lettered} dead-lettered: {c.actual_success or 0:.1%}; the queue's "
         f"last order delivered {c.last_delivery_after_load:.0f} s after the load",
-    ]
+    ] + [_fix_line(r) for name, r in sim.topologies.items() if name not in catalogue().pair]
+
+
+def _fix_line(r: SimulatedTopology) -> str:
+    """Any other chosen topology (`TOPOLOGIES`), simulated: the figures its expectations compare."""
+    lowest = f"{r.lowest_delivery_success:.0%}" if r.lowest_delivery_success is not None else "n/a"
+    breaker = (f"; the circuit opened {r.circuit_opened} times, {r.parked} calls parked their order"
+               + (f", {r.still_parked} orders still parked at the horizon" if r.still_parked else "")
+               if r.circuit_opened or r.parked else "")
+    return (f"    {_label(r.topology)}{r.accepted} of {r.offered} accepted, peak concurrency "
+            f"{r.peak_account_concurrency} of {r.account_limit} (delivery {r.peak_delivery_concurrency}), "
+            f"{sum(r.throttles.values())} throttles; {r.courier_429s} of {r.courier_calls} courier calls got 429; "
+            f"lowest minute {lowest}; {r.delivered} delivered, {r.dead_lettered} dead-lettered{breaker}; "
+            f"last delivered {r.last_delivery_after_load:.0f} s after the load")

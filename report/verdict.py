@@ -9,13 +9,19 @@ or dead-lettered, at a concurrency far above flow control's; with flow control c
 the mapping's maximum, the courier is not overrun, and every accepted order arrives. Loss is
 judged on the seed profile only: a short overload is over before Lambda's retries land (1 and 3
 minutes later), so on AWS too it loses nothing (issue #7's note).
+
+Every other topology of the catalogue is a fix, judged on what its entry expects
+(`[topology.expect]` in lab_kernel/topologies.toml: within its reservation, at least or at most the
+storm's figures on the same run), so a new fix states its verdict as data, not code here. The
+simulation's run is judged the same way first (`predict`).
 """
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 
-from lab_kernel.topologies import catalogue
+from lab_kernel.topologies import Topology, catalogue
 from report.collect import TopologyResult
 from report.figures import Figures
 from report.simulate import SimulatedTopology, Simulation
@@ -34,6 +40,17 @@ LOSS_PROFILES = frozenset({"seed", "seed-code"})
 PLATFORM = "platform metric"
 LEDGER = "ledger"
 SIMULATION = "simulation"
+# the figures an expectation may compare (lab_kernel.topologies.MEASURES, Outcome's fields): how the
+# verdict table names each, and where its measured value comes from
+MEASURE_LABELS: dict[str, tuple[str, str]] = {
+    "peak_account_concurrency": ("peak account concurrency", PLATFORM),
+    "peak_delivery_concurrency": ("peak delivery concurrency", PLATFORM),
+    "throttles": ("Lambda throttles", PLATFORM),
+    "courier_429s": ("courier 429s", PLATFORM),
+    "courier_calls": ("courier calls", PLATFORM),
+    "dead_lettered": ("dead-lettered", LEDGER),
+    "duplicated": ("duplicated orders", LEDGER),
+}
 
 
 @dataclass(frozen=True)
@@ -87,13 +104,21 @@ def measured(result: TopologyResult, figures: Figures, account_limit: float | No
         in_flight=ledger.count("in_flight"),
         lost_decidable=ledger.lost_decidable,
         peak_account_concurrency=figures.peak_account_concurrency.get(t),
-        account_limit=figures.account_limit.get(t) or account_limit,
+        account_limit=figures.account_limit.get(t) or _scaled(t, account_limit),
         throttles=figures.lambda_throttles.get(t),
         peak_delivery_concurrency=figures.peak_delivery_concurrency.get(t),
         courier_429s=figures.courier_429.get(t),
         courier_calls=figures.courier_calls.get(t),
         lowest_delivery_success=figures.lowest_delivery_success.get(t),
     )
+
+
+def _scaled(topology: str, account_limit: float | None) -> float | None:
+    """The topology's own limit when the deployed setting is `account_limit` (its factor applied)."""
+    cat = catalogue()
+    if account_limit is None or topology not in cat.names:
+        return account_limit
+    return float(cat.get(topology).account_limit(round(account_limit)))
 
 
 def simulated(result: SimulatedTopology, account_limit: float) -> Outcome:
@@ -182,6 +207,36 @@ def _flow_control(o: Outcome, esm_max_concurrency: float) -> list[Criterion]:
     ]
 
 
+def _expected(o: Outcome, storm: Outcome | None, entry: Topology) -> list[Criterion]:
+    """A fix of the catalogue judged on its entry's `[topology.expect]`, against the storm's figures
+    on the same run (or the same simulation)."""
+    t, e = o.topology, entry.expect
+    if not e:
+        return [Criterion(t, "an expected behaviour stated in lab_kernel/topologies.toml ([topology.expect])",
+                          "none stated", False)]
+    out: list[Criterion] = []
+    if e.delivery_within_reservation:
+        reserved, peak = entry.delivery.reserved_concurrency, o.peak_delivery_concurrency
+        out.append(Criterion(t, f"delivery concurrency <= its reservation ({reserved})", f"peak {_fmt(peak)}",
+                             peak is not None and peak <= reserved, PLATFORM))
+    for measures, sign, holds in ((e.at_least_the_storm, ">=", operator.ge), (e.at_most_the_storm, "<=", operator.le)):
+        for measure in measures:
+            label, source = MEASURE_LABELS[measure]
+            mine = getattr(o, measure)
+            theirs = getattr(storm, measure) if storm is not None else None
+            out.append(Criterion(t, f"{label} {sign} {NFC}'s",
+                                 f"{_fmt(mine)} vs {_fmt(theirs) if storm is not None else f'{NFC} not run'}",
+                                 mine is not None and theirs is not None and holds(mine, theirs), source))
+    return out
+
+
+def expectations(outcomes: dict[str, Outcome], storm: Outcome | None) -> list[Criterion]:
+    """The fixes among `outcomes` (every topology but the pair), in the catalogue's order."""
+    cat = catalogue()
+    return [c for entry in cat.topologies if entry.name in outcomes and entry.name not in cat.pair
+            for c in _expected(outcomes[entry.name], storm, entry)]
+
+
 def judge(
     nfc: Outcome | None, fc: Outcome | None, esm_max_concurrency: float = 10, profile: str | None = None,
     expected_nfc: Outcome | None = None,
@@ -208,17 +263,12 @@ def check(
     sim_account_limit: float | None = None,
 ) -> list[Criterion]:
     f = figures or Figures()
-    nfc, fc = results.get(NFC), results.get(FC)
+    outcomes = {name: measured(result, f, account_limit) for name, result in results.items()}
     expected = None
     if sim is not None:
         expected = simulated(sim.no_flow_control, sim_account_limit if sim_account_limit is not None else account_limit or 0)
-    return judge(
-        measured(nfc, f, account_limit) if nfc else None,
-        measured(fc, f, account_limit) if fc else None,
-        esm_max_concurrency,
-        profile,
-        expected,
-    )
+    criteria = judge(outcomes.get(NFC), outcomes.get(FC), esm_max_concurrency, profile, expected)
+    return criteria + expectations(outcomes, outcomes.get(NFC))
 
 
 def predict(
@@ -227,6 +277,8 @@ def predict(
     """The verdict the simulated run would get: said before the load, so a run is not a surprise."""
     expected = simulated(sim.no_flow_control, account_limit)
     criteria = judge(expected, simulated(sim.flow_control, account_limit), esm_max_concurrency, profile, expected)
+    fixes = {name: simulated(r, r.account_limit) for name, r in sim.topologies.items()}
+    criteria += expectations(fixes, expected)
     return [Criterion(c.topology, c.name, c.measured, c.ok, SIMULATION) for c in criteria]
 
 

@@ -21,8 +21,7 @@ from resilience.lab import Lab, LabError, Topology, fail, load_lab
 
 TABLE = BreakerSettings.table
 RETRY_QUEUE = topology.BREAKER_RETRY_QUEUE
-# Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
-RETRY_VISIBILITY_TIMEOUT = 150
+RETRY_VISIBILITY_TIMEOUT = topology.BREAKER_RETRY_VISIBILITY_TIMEOUT
 
 
 def ensure_table(ddb: Any, table: str = TABLE) -> None:

@@ -32,7 +32,7 @@ from localstack.services.lambda_.invocation.event_manager import (
 )
 from localstack.utils.patch import Patches
 
-from lab_platform import settings
+from lab_platform import account_limits, settings
 from lab_platform.workers import ElasticPool
 
 LOG = logging.getLogger(__name__)
@@ -55,9 +55,10 @@ def throttle_retry_delay(exception_retries: int) -> int:
 
 def _init(fn, self: Poller, version_manager, event_queue_url) -> None:
     fn(self, version_manager, event_queue_url)
-    size = pool_size(config.LAMBDA_LIMITS_CONCURRENT_EXECUTIONS)
-    self.invoker_pool.shutdown(wait=False)  # the default-sized pool never ran anything
     function_id = version_manager.function_version.id
+    # the function's own account's limit (LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT), not the process's
+    size = pool_size(account_limits.account_limit(function_id.account, config.LAMBDA_LIMITS_CONCURRENT_EXECUTIONS))
+    self.invoker_pool.shutdown(wait=False)  # the default-sized pool never ran anything
     # not a ThreadPoolExecutor: LocalStack's patch of it walks every thread on each submit
     self.invoker_pool = ElasticPool(
         size, name=f"lab-async-{function_id.function_name}:{function_id.qualifier}"

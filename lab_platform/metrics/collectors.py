@@ -16,7 +16,7 @@ from localstack.services.sqs.models import sqs_stores
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from lab_platform import lambda_service
+from lab_platform import account_limits, lambda_service
 from lab_platform.metrics.registry import REGISTRY
 
 LOG = logging.getLogger(__name__)
@@ -70,7 +70,7 @@ class LambdaConcurrencyCollector(Collector):
             totals[(account, region)] = totals.get((account, region), 0) + count
         for (account, region), total in sorted(totals.items()):
             per_account.add_metric([account, region], total)
-            limit.add_metric([account, region], config.LAMBDA_LIMITS_CONCURRENT_EXECUTIONS)
+            limit.add_metric([account, region], account_limits.account_limit(account, config.LAMBDA_LIMITS_CONCURRENT_EXECUTIONS))
         yield per_function
         yield per_account
         yield limit

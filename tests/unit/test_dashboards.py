@@ -11,6 +11,7 @@ import yaml
 
 from grafana.build import APP_FILE, DASHBOARDS_DIR, DATASOURCE_UID, HOME_FILE, OVERVIEW_UID, generate, main
 from grafana.lint import lint
+from lab_kernel import topologies
 from lab_kernel.settings import REPO_ROOT
 
 
@@ -46,8 +47,9 @@ def test_issue_panels_exist_per_topology_and_side_by_side(boards, needle) -> Non
         side = [p for p in boards[HOME_FILE]["panels"]
                 if needle in p["title"] and p["title"].endswith(f" - {topology}")]
         assert side, (needle, topology)
-        # side by side: no-flow-control on the left half, flow-control on the right
-        assert side[0]["gridPos"]["x"] == (0 if topology == "no-flow-control" else 12)
+        # side by side, one column per catalogue topology: no-flow-control first, flow-control next
+        width = 24 // len(topologies.names())
+        assert side[0]["gridPos"]["x"] == (0 if topology == "no-flow-control" else width)
 
 
 def test_queries_select_their_own_topology_only(boards) -> None:
@@ -80,7 +82,7 @@ def test_units_and_thresholds(boards) -> None:
     (lambda p: p["fieldConfig"]["defaults"]["thresholds"].update(steps=[]), "no thresholds"),
     (lambda p: p["fieldConfig"]["defaults"].update(max=120), "bounded 0-100"),
     (lambda p: p["targets"][0].update(expr="up{topology=\"$topology\"}"), "undefined variable"),
-    (lambda p: p["gridPos"].update(x=20), "outside the 24-column grid"),
+    (lambda p: p["gridPos"].update(x=25 - p["gridPos"]["w"]), "outside the 24-column grid"),
     (lambda p: p["gridPos"].update(y=8), "overlap"),
 ])
 def test_lint_catches(boards, breakage, message) -> None:

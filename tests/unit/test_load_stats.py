@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lab_kernel import topologies
 from load.profiles import get_profile
 from load.stats import RunStats
 from load.targets import TargetError, load_targets, selected_topologies
@@ -47,7 +48,8 @@ def test_progress_line_names_phase_target_and_actual() -> None:
     assert "flow-control  8.00 req/s" in line  # 40 sends in the last 5 s
 
 
-def test_targets_from_endpoints_file(tmp_path: Path) -> None:
+def test_targets_from_endpoints_file(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.delenv(topologies.SELECTION_VARIABLE, raising=False)
     path = tmp_path / "endpoints.json"
     path.write_text(json.dumps({"topologies": {
         "no-flow-control": {"account": "111111111111", "notify_url": "http://a/_aws/execute-api/a/Prod/notify"},
@@ -55,8 +57,10 @@ def test_targets_from_endpoints_file(tmp_path: Path) -> None:
     }}))
     assert [t.notify_url for t in load_targets("both", path)] == ["http://a/_aws/execute-api/a/Prod/notify", "http://b/_aws/execute-api/b/Prod/notify"]
     assert [t.topology for t in load_targets("flow-control", path)] == ["flow-control"]
-    with pytest.raises(TargetError, match="choose one of no-flow-control, flow-control, both"):
-        selected_topologies("all")
+    with pytest.raises(TargetError, match="unknown topology 'nowhere' in TOPOLOGIES: choose from no-flow-control, "):
+        selected_topologies("nowhere")
+    assert selected_topologies("all") == topologies.names()
+    assert selected_topologies("flow-control,no-flow-control") == selected_topologies("both") == selected_topologies(None)
     with pytest.raises(TargetError, match="does not exist: run `make up`"):
         load_targets("both", tmp_path / "missing.json")
     path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "http://b/_aws/execute-api/b/Prod/notify"}}}))

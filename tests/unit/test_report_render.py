@@ -302,3 +302,63 @@ def test_series_of_accounts_that_are_no_topology_are_not_plotted():
     panel = Panel("c", "Concurrency", "n", (Line("q", "{topology} account"),))
     ((_, series),) = fetch(FakeProm(), panel, 0.0, 60.0, 5.0)
     assert [s.labels for s in series] == [{"topology": "no-flow-control"}]  # the probe account's is dropped
+
+
+SHORT_PROFILE = CapacityInputs("smoke", (Phase("p", 60, 15, 15),), 29, Retry(5, 3, 0, 5), 10, 10, 0.2, 0, 2, 400, 2, 10)
+
+
+def test_by_default_the_report_compares_the_pair_as_the_article_does(tmp_path: Path, monkeypatch):
+    from lab_kernel.topologies import catalogue
+    from report.render import comparisons
+
+    monkeypatch.delenv("TOPOLOGIES", raising=False)
+    prev = preview(SHORT_PROFILE)
+    storm, remedy = catalogue().pair
+    quantities = [cmp.quantity for cmp, _ in comparisons(ReportData(window=window(tmp_path), results={}), prev)]
+    assert [q.split(" ", 1)[0] for q in quantities] == [storm] * 8 + [remedy] * 4
+    assert f"{storm} peak account concurrency" in quantities and f"{remedy} peak delivery concurrency" in quantities
+
+
+def test_every_chosen_topology_has_its_rows_and_its_column(tmp_path: Path, monkeypatch):
+    from lab_kernel.topologies import catalogue
+
+    cat = catalogue()
+    monkeypatch.setenv("TOPOLOGIES", "all")
+    prev = preview(SHORT_PROFILE)
+    assert tuple(prev.simulation.topologies) == cat.names
+    results = {n: result(n, 10, 10 - i, i, 0) for i, n in enumerate(cat.names)}
+    figures = Figures(peak_account_concurrency={n: 100.0 + i for i, n in enumerate(cat.names)})
+    text = render(ReportData(window=window(tmp_path), results=results, figures=figures, preview=prev))
+    assert "| no-flow-control dead-lettered | - |" in text  # the pair's rows as before
+    for i, name in enumerate(cat.names):
+        if name not in cat.pair:
+            assert f"| {name} peak delivery concurrency | - |" in text
+            assert f"| {name} dead-lettered | - |" in text
+            # the capacity preview's simulated run, with the topology's own account limit
+            (line,) = [line for line in text.splitlines() if line.startswith(f"    {name}: ")]
+            assert f" of {cat.get(name).account_limit(400)} (delivery " in line
+    assert "|  | " + " | ".join(cat.names) + " |" in text  # one column per topology, in the catalogue's order
+    assert "| peak account concurrency | " + " | ".join(f"{100 + i}" for i in range(len(cat.names))) + " |" in text
+    assert "| dead-lettered | 0 (0.0%) | 1 (10.0%) |" in text
+
+
+def test_the_verdict_headline_tells_the_article_from_the_fixes(tmp_path: Path):
+    from dataclasses import replace
+
+    from lab_kernel.topologies import catalogue
+    from report.verdict import Criterion
+
+    cat = catalogue()
+    storm = Criterion(cat.storm, "courier 429s > 0", "5", True)
+    fix = next(n for n in cat.names if n not in cat.pair)
+    held, broken = Criterion(fix, "a", "1", True), Criterion(fix, "b", "2", False)
+
+    def headline(criteria):
+        text = render(ReportData(window=window(tmp_path), results={}, criteria=criteria))
+        return next(line for line in text.splitlines() if line.startswith("## Verdict"))
+
+    assert headline([storm]) == "## Verdict: the article is REPRODUCED"
+    assert headline([storm, held]) == "## Verdict: the article is REPRODUCED; the fixes behave as their entries expect (1 of 1)"
+    assert headline([storm, held, broken]) == ("## Verdict: the article is REPRODUCED; the fixes do **not** all behave "
+                                               "as their entries expect (1 of 2)")
+    assert headline([replace(storm, ok=False), held]).startswith("## Verdict: the article is NOT reproduced; the fixes behave")

@@ -1,18 +1,23 @@
 """The simulated run (report.simulate), checked against what can be computed by hand.
 
 Each test picks a configuration where one mechanism decides the count: the retry policy, the
-function timeout, Lambda's asynchronous retries, the queue's redrive, the account limit.
+function timeout, Lambda's asynchronous retries, the queue's redrive, the account limit, and the
+catalogue's fixes (reserved concurrency, the circuit breaker, a raised account limit), each played
+on a topology entry of the test's own so the mechanism, not the catalogue's choice, is checked.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
+from lab_kernel.topologies import ASYNC_INVOKE, FunctionSettings, Topology, catalogue
 from report.capacity import CapacityInputs, Phase, Retry
-from report.simulate import simulate, simulate_topology
+from report.simulate import BREAKER, SimulatedTopology, _Breaker, simulate, simulate_topology
+from report.verdict import predict, reproduced
 
 NFC, FC = "no-flow-control", "flow-control"  # the catalogue's pair (lab_kernel/topologies.toml)
-from report.verdict import predict, reproduced
 
 SEED_RETRY = Retry(attempts=5, wait_fixed=3, wait_random_min=0, wait_random_max=5)
 SEED_PHASES = (
@@ -185,3 +190,117 @@ def test_at_the_articles_account_the_verdict_asks_for_no_throttles_as_simulated(
     # at the lab's default limit the storm reaches it: the criteria are the article's storm
     names_400 = {c.name for c in predict(simulate(inputs(phases=SEED_PHASES)), 400, 10, "seed")}
     assert "Lambda throttles > 0" in names_400 and "account concurrency reaches the limit (400)" in names_400
+
+
+def entry(**changes) -> Topology:
+    """A topology of the test's own: asynchronous invoke like the storm, nothing reserved, no breaker."""
+    return replace(Topology(name="under-test", account="123456789012", wiring=ASYNC_INVOKE), **changes)
+
+
+RESERVED_10 = FunctionSettings(reserved_concurrency=10, breaker=False)
+BREAKER_ON = FunctionSettings(reserved_concurrency=0, breaker=True)
+
+
+def test_every_catalogue_topology_is_simulated_by_name(monkeypatch):
+    monkeypatch.delenv("TOPOLOGIES", raising=False)
+    cat = catalogue()
+    sim = simulate(inputs(phases=smoke(50)), topologies=cat.names)
+    assert tuple(sim.topologies) == cat.names
+    for name, r in sim.topologies.items():
+        assert r.topology == name and r.offered > 0
+        assert r.accepted == r.delivered + r.dead_lettered + r.still_parked
+        assert r.account_limit == cat.get(name).account_limit(400)
+    assert sim.no_flow_control is sim[cat.storm] and sim.flow_control is sim[cat.remedy]
+    assert tuple(simulate(inputs()).topologies) == cat.pair  # TOPOLOGIES unset: the pair
+    with pytest.raises(ValueError, match="no simulation unit for wiring 'carrier-pigeon'"):
+        simulate_topology(inputs(), entry(wiring="carrier-pigeon"))
+
+
+def test_reserved_concurrency_caps_the_delivery_function_and_throttles_beyond():
+    storm = inputs(phases=smoke(240))
+    unreserved = simulate_topology(storm, entry())
+    reserved = simulate_topology(storm, entry(delivery=RESERVED_10))
+    assert unreserved.peak_delivery_concurrency > 100
+    assert reserved.peak_delivery_concurrency == 10 and reserved.throttles["delivery"] > 0
+    # the reservation is the function's own pool: the notify handler keeps the rest of the account
+    assert reserved.throttles["notification"] == 0 and reserved.accepted == reserved.offered
+    # throttled asynchronous events are retried, not dropped; ten callers at a time storm far less
+    assert reserved.accepted == reserved.delivered + reserved.dead_lettered
+    assert reserved.courier_429s < unreserved.courier_429s and reserved.dead_lettered < unreserved.dead_lettered
+
+
+def test_the_reservation_is_taken_out_of_the_rest_of_the_account():
+    # limit 14 with 10 reserved: the notify handler and the courier's own function share 4, so at
+    # 15 orders/s they are throttled although the account as a whole never reaches 14
+    flat = inputs(account_limit=14, phases=(Phase("flat", 60, 15, 15),))
+    r = simulate_topology(flat, entry(delivery=RESERVED_10))
+    assert r.peak_delivery_concurrency == 10 and r.peak_account_concurrency <= 14
+    assert r.throttles["courier"] + r.throttles["notification"] > 0
+    roomy = simulate_topology(replace(flat, account_limit=400), entry(delivery=RESERVED_10))
+    assert roomy.throttles["courier"] == roomy.throttles["notification"] == 0
+
+
+def test_a_raised_account_limit_makes_the_storm_bigger():
+    # the article's warning, on the seed profile: the storm fills whatever limit it is given
+    seed = inputs(phases=SEED_PHASES)
+    base = simulate_topology(seed, entry())
+    raised = simulate_topology(seed, entry(account_limit_factor=2.5))
+    assert (base.account_limit, raised.account_limit) == (seed.account_limit, round(2.5 * seed.account_limit))
+    assert raised.peak_account_concurrency > base.peak_account_concurrency == base.account_limit
+    assert raised.courier_calls > base.courier_calls and raised.courier_429s > base.courier_429s
+
+
+def test_the_breaker_opens_on_its_failure_threshold_and_the_trip_itself_is_refused():
+    b, r = _Breaker(BREAKER), SimulatedTopology("t", 0)
+    for _ in range(BREAKER.failure_threshold - 1):
+        assert b.admit(0.0) and b.record(0.0, False, 0.05, r)
+    assert b.admit(0.0) and b.record(0.0, True, 1.0, r)  # a success resets the count...
+    for _ in range(BREAKER.failure_threshold - 1):
+        assert b.admit(1.0) and b.record(1.0, False, 0.05, r)
+    assert r.circuit_opened == 0
+    assert b.admit(1.0) and not b.record(1.0, False, 0.05, r)  # ...the threshold's failure trips it
+    assert r.circuit_opened == 1 and b.state == "open"
+    assert b.refuses(1.0 + BREAKER.reset_timeout_s - 0.01) and not b.admit(1.0 + BREAKER.reset_timeout_s - 0.01)
+
+
+def test_the_half_open_breaker_lets_one_probe_through_and_closes_on_its_success_threshold():
+    b, r = _Breaker(BREAKER), SimulatedTopology("t", 0)
+    b._open(0.0, r)
+    t = BREAKER.reset_timeout_s
+    for probe in range(BREAKER.success_threshold):
+        assert b.admit(t) and b.state == "half-open"  # the probe...
+        assert not b.admit(t)  # ...alone while it runs
+        assert b.record(t, True, 1.0, r)
+        closed = probe + 1 == BREAKER.success_threshold
+        assert b.refuses(t + 0.5) is not closed  # the lease lasts the call; the last success closes
+        t += 1.0
+    assert b.state == "closed" and not b.refuses(t)
+    b._open(t, r)
+    t += BREAKER.reset_timeout_s
+    assert b.admit(t) and not b.record(t, False, 0.05, r)  # a failed probe opens it again
+    assert b.state == "open" and r.circuit_opened == 3 and b.refuses(t + BREAKER.reset_timeout_s - 0.01)
+
+
+def test_the_breaker_opens_under_the_couriers_failures_and_parks_orders_instead_of_losing_them():
+    storm = inputs(phases=smoke(240))
+    unguarded = simulate_topology(storm, entry())
+    guarded = simulate_topology(storm, entry(delivery=BREAKER_ON))
+    assert guarded.circuit_opened > 0 and guarded.parked > 0
+    assert unguarded.dead_lettered > 0 and guarded.dead_lettered == 0 and guarded.still_parked == 0
+    assert guarded.delivered == guarded.accepted == guarded.offered
+    assert guarded.courier_429s < unguarded.courier_429s
+    assert guarded.peak_delivery_concurrency < unguarded.peak_delivery_concurrency
+    # the price: parked orders wait for the circuit, so the last one lands long after the load
+    assert guarded.last_delivery_after_load > unguarded.last_delivery_after_load
+
+
+def test_a_calm_courier_never_opens_the_breaker():
+    r = simulate_topology(inputs(courier_failure_rate=0.0), entry(delivery=BREAKER_ON))
+    assert r.circuit_opened == 0 and r.parked == 0 and r.delivered == r.offered
+
+
+def test_a_courier_that_never_recovers_keeps_orders_parked_until_the_horizon():
+    down = inputs(courier_failure_rate=1.0, phases=(Phase("flat", 10, 1, 1),))
+    r = simulate_topology(down, entry(delivery=BREAKER_ON))
+    assert r.delivered == 0 and r.dead_lettered == 0 and r.still_parked == r.accepted == 10
+    assert r.circuit_opened > 1000  # a failed probe each reset timeout, for the whole horizon

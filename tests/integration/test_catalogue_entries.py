@@ -1,0 +1,106 @@
+"""The catalogue's fixes on a real LocalStack (issue #17): what each entry asks for is applied.
+
+Every catalogue topology beyond the comparison pair is provisioned by `provision_all` as `make up
+TOPOLOGIES=all` does, and then read back from the AWS APIs: the delivery function's reserved
+concurrency, the circuit breaker on from the start (its environment, table and retry queue mapped
+back), and each account's own concurrency limit. A scratch account with a limit of 2 shows the
+per-account limit deciding throttles, beside an account on the process's limit.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from botocore.exceptions import ClientError
+
+from bootstrap import topology as t
+from bootstrap.progress import Progress
+from bootstrap.provision import provision_all
+from lab_kernel.settings import Settings
+from lab_kernel.topologies import catalogue
+from labctl.localstack_host import account_limits
+from tests.integration.platform_support import deploy_function
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+FIXES = tuple(topo for topo in catalogue().topologies if topo.name not in catalogue().pair)
+LIMITED_ACCOUNT = "121212121212"  # a scratch account with a limit of its own: 2
+UNLIMITED_ACCOUNT = "131313131313"  # a scratch account on the process's limit
+SLEEPER = """
+import time
+
+def handler(event, context):
+    time.sleep(3)
+    return {"ok": True}
+"""
+
+
+@pytest.fixture(scope="module")
+def instance(localstack_with):
+    # the catalogue's per-account limits, as labctl passes them, plus the scratch account's
+    limits = ",".join(filter(None, (account_limits(Settings.load()), f"{LIMITED_ACCOUNT}=2")))
+    return localstack_with(LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT=limits)
+
+
+def test_each_fix_is_provisioned_as_its_catalogue_entry_says(instance):
+    settings = Settings.load()
+    assert FIXES, "the catalogue has no topology beyond the comparison pair"
+    endpoints = provision_all(instance.url, settings, endpoints_file=None, topologies=FIXES,
+                              progress=Progress(out=io.StringIO()))
+    assert set(endpoints["topologies"]) == {topo.name for topo in FIXES}
+    for topo in FIXES:
+        lam = instance.client("lambda", account=topo.account)
+        reserved = lam.get_function_concurrency(FunctionName=t.DELIVERY).get("ReservedConcurrentExecutions")
+        assert reserved == (topo.delivery.reserved_concurrency or None), topo.name
+
+        limits = lam.get_account_settings()["AccountLimit"]
+        expected = topo.account_limit(settings.integer(topo.account_limit_setting, 1))
+        assert limits["ConcurrentExecutions"] == expected, topo.name
+        assert limits["UnreservedConcurrentExecutions"] == expected - (reserved or 0), topo.name
+
+        variables = lam.get_function_configuration(FunctionName=t.DELIVERY)["Environment"]["Variables"]
+        assert (variables.get("CIRCUIT_BREAKER") == "on") == topo.delivery.breaker, topo.name
+        sqs = instance.client("sqs", account=topo.account)
+        retry_arn = f"arn:aws:sqs:{t.REGION}:{topo.account}:{t.BREAKER_RETRY_QUEUE}"
+        mappings = lam.list_event_source_mappings(FunctionName=t.DELIVERY, EventSourceArn=retry_arn)
+        assert bool(mappings["EventSourceMappings"]) == topo.delivery.breaker, topo.name
+        if not topo.delivery.breaker:
+            continue
+        assert variables["CB_RETRY_QUEUE_URL"] == sqs.get_queue_url(QueueName=t.BREAKER_RETRY_QUEUE)["QueueUrl"]
+        # the function starts with the breaker on: its shared circuit item is written at init
+        event = {"detail-type": t.DETAIL_TYPE, "source": "lab.test",
+                 "detail": {"order_id": "cb-1", "meta_data": {"correlation_id": "cb-1"}}}
+        answer = lam.invoke(FunctionName=t.DELIVERY, Payload=json.dumps(event).encode())
+        assert "FunctionError" not in answer, answer["Payload"].read()
+        item = instance.client("dynamodb", account=topo.account).get_item(
+            TableName=t.BREAKER_TABLE, Key={"name": {"S": "courier"}}, ConsistentRead=True)
+        assert item.get("Item", {}).get("state", {}).get("S") in ("closed", "open", "half-open"), item
+
+
+def _throttled(instance, account: str, function: str, calls: int) -> int:
+    lam = [instance.client("lambda", account=account) for _ in range(calls)]
+
+    def invoke(i: int) -> bool:
+        try:
+            lam[i].invoke(FunctionName=function, Payload=b"{}")
+            return False
+        except ClientError as error:
+            if error.response["Error"]["Code"] == "TooManyRequestsException":
+                return True
+            raise
+
+    with ThreadPoolExecutor(max_workers=calls) as pool:
+        return sum(pool.map(invoke, range(calls)))
+
+
+def test_an_account_limit_of_its_own_decides_throttles(instance):
+    limited = deploy_function(instance, LIMITED_ACCOUNT, SLEEPER, Timeout=30)
+    unlimited = deploy_function(instance, UNLIMITED_ACCOUNT, SLEEPER, Timeout=30)
+    assert instance.client("lambda", account=LIMITED_ACCOUNT).get_account_settings()[
+        "AccountLimit"]["ConcurrentExecutions"] == 2
+    # 4 calls of 3 s at once: 2 run, 2 are refused in the account limited to 2; none elsewhere
+    assert _throttled(instance, LIMITED_ACCOUNT, limited, 4) == 2
+    assert _throttled(instance, UNLIMITED_ACCOUNT, unlimited, 4) == 0
