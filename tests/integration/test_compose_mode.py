@@ -96,7 +96,7 @@ def test_make_up_in_compose_mode_prints_the_urls_and_next_steps(compose_lab):
     assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
     out = up.stdout
     assert "==> building the lab's images" in out and "[images] serverless-boundary-lab/localstack:" in out
-    assert "==> provisioning both topologies" in out
+    assert "==> provisioning no-flow-control, flow-control (bootstrap" in out  # the default pair
     assert "The lab is up (docker mode)" in out
     assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}   (no-flow-control)" in out
     assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_FLOW_CONTROL_PORT']}   (flow-control)" in out

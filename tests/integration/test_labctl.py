@@ -44,7 +44,7 @@ def test_up_prints_steps_and_urls_then_down_leaves_nothing_behind(tmp_path):
         assert up.returncode == 0, up.stdout[-3000:] + up.stderr[-3000:]
         out = up.stdout
         assert "==> starting LocalStack 4.14.0" in out
-        assert "==> provisioning both topologies" in out
+        assert "==> provisioning no-flow-control, flow-control (bootstrap" in out  # the default pair
         # one LocalStack per topology, each hosting its own
         assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_PORT']}   (no-flow-control)" in out
         assert f"LocalStack   http://127.0.0.1:{ports['LAB_LOCALSTACK_FLOW_CONTROL_PORT']}   (flow-control)" in out

@@ -97,7 +97,7 @@ def test_make_experiment_from_a_stopped_lab_then_the_workshop_commands(tmp_path:
         print(out[-6000:])
         # one command from a stopped lab: it says it brings the lab up, and does
         assert "the lab is not up: bringing it up first (make up)" in out
-        assert "==> provisioning both topologies" in out
+        assert "==> provisioning no-flow-control, flow-control (bootstrap" in out  # the default pair
         # it ran the smoke profile on both topologies and drained
         assert re.search(r"phase 4/4 'sustained overload' target 15\.00 req/s", out)
         assert "draining" in out
