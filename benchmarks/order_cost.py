@@ -16,10 +16,11 @@ plan, so nearly every call is answered 429 by API Gateway; the CPU per 429 is pr
 
 Figures are printed, never asserted. The whole machine's figure includes whatever else runs on it.
 
-The same code on the same (virtual) machine measured 25-37 ms per order within one hour: a shared
-host's speed drifts. So the benchmark also prints the CPU time of a fixed reference workload (pure
-Python: JSON, hashing, dicts, as an order's path does) just before and after the window. Compare
-two versions only by runs taken one after the other, and quote figures with that reference.
+The same code on the same (virtual) machine measured 25-37 ms per order within one hour. Part of
+that is the host's speed, so the benchmark prints the CPU time of a fixed reference workload (pure
+Python: JSON, hashing, dicts, as an order's path does) just before and after the window; part is
+not (two runs at the same reference, 70 ms, gave 26.5 and 33.2). Compare two versions only by runs
+taken one after the other, several of each.
 
     .venv/bin/python -m benchmarks.order_cost [--topology NAME] [--seconds 60]
 """
