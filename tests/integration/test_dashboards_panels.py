@@ -22,7 +22,7 @@ from urllib.parse import urlparse
 import pytest
 
 from bootstrap.provision import provision_all
-from grafana.build import generate
+from grafana.build import _topology_selector, generate
 from grafana.lint import METRIC_RE
 from lab_kernel.settings import REPO_ROOT, Settings
 from lab_kernel.topologies import catalogue
@@ -74,7 +74,7 @@ def _resolve_dashboard_variables(prom, board: dict, window: str, at: float) -> d
 
 def _other_topology(text: str, driven: tuple[str, ...]) -> bool:
     """Whether a board file name or a query belongs to a catalogue topology outside `driven`."""
-    named = {t for t in catalogue().names if f'topology="{t}"' in text or text == f"{t}.json"}
+    named = {t for t in catalogue().names if _topology_selector(t) in text or text == f"{t}.json"}
     return bool(named) and not named & set(driven)
 
 
