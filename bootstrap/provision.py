@@ -4,7 +4,8 @@ Per topology, in dependency order: roles and log groups; the courier (table, fun
 with key and usage plan); the delivery configuration (SSM parameter, secret) filled from what was
 just created; the bus; the delivery path, one unit per wiring kind of lab_kernel/topologies.toml
 (async-invoke: rule -> DeliveryFunction with async retries and an on-failure queue; sqs-esm:
-rule -> queue -> event source mapping, DLQ); finally the notification API in front of the bus.
+rule -> queue -> event source mapping, DLQ; api-destination: rule -> API destination -> courier,
+no DeliveryFunction, DLQ); finally the notification API in front of the bus.
 Every step is idempotent.
 """
 
@@ -14,6 +15,7 @@ import json
 import os
 import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +26,9 @@ from bootstrap.progress import Progress
 from bootstrap.resources import (
     FunctionSpec,
     ServiceUnavailable,
+    ensure_api_destination,
     ensure_api_key,
+    ensure_api_key_connection,
     ensure_async_config,
     ensure_event_bus,
     ensure_event_source_mapping,
@@ -137,6 +141,19 @@ def _breaker_resources(c: Clients, p: Progress, s: str) -> dict[str, str]:
 
 # --- the delivery path, one provisioning unit per wiring kind (lab_kernel/topologies.toml) --------
 
+@dataclass
+class DeliveryPath:
+    """What a wiring unit connects: the bus rule's pattern and ARN, the delivery function (None
+    where the wiring has none), the courier as the bus would call it, and the queues it creates."""
+
+    pattern: dict[str, Any]
+    rule_arn: str
+    delivery_arn: str | None
+    courier_url: str
+    api_key: str
+    queues: dict[str, str | None]
+
+
 def _sqs_esm_statement(c: Clients) -> dict[str, Any]:
     return _statement(
         ["sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility", "sqs:GetQueueAttributes"],
@@ -144,11 +161,8 @@ def _sqs_esm_statement(c: Clients) -> dict[str, Any]:
     )
 
 
-def _wire_sqs_esm(c: Clients, p: Progress, s: str, pattern: dict[str, Any], rule_arn: str, delivery_arn: str,
-                  queues: dict[str, str | None]) -> None:
-    """rule -> queue (DLQ after maxReceiveCount) -> event source mapping with maximum concurrency."""
-    dlq_url, dlq_arn = ensure_queue(c, p, s, t.DLQ, {"MessageRetentionPeriod": "1209600"})
-    queue_policy = {
+def _events_to_queue_policy(c: Clients, queue: str, rule_arn: str) -> str:
+    return json.dumps({
         "Version": "2012-10-17",
         "Statement": [
             {
@@ -156,43 +170,67 @@ def _wire_sqs_esm(c: Clients, p: Progress, s: str, pattern: dict[str, Any], rule
                 "Effect": "Allow",
                 "Principal": {"Service": "events.amazonaws.com"},
                 "Action": "sqs:SendMessage",
-                "Resource": c.arn("sqs", t.DELIVERY_QUEUE),
+                "Resource": c.arn("sqs", queue),
                 "Condition": {"ArnEquals": {"aws:SourceArn": rule_arn}},
             }
         ],
-    }
+    })
+
+
+def _wire_sqs_esm(c: Clients, p: Progress, s: str, path: DeliveryPath) -> None:
+    """rule -> queue (DLQ after maxReceiveCount) -> event source mapping with maximum concurrency."""
+    dlq_url, dlq_arn = ensure_queue(c, p, s, t.DLQ, {"MessageRetentionPeriod": "1209600"})
     queue_url, queue_arn = ensure_queue(
         c, p, s, t.DELIVERY_QUEUE,
         {
             "VisibilityTimeout": str(t.QUEUE_VISIBILITY_TIMEOUT),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": t.MAX_RECEIVE_COUNT}),
-            "Policy": json.dumps(queue_policy),
+            "Policy": _events_to_queue_policy(c, t.DELIVERY_QUEUE, path.rule_arn),
         },
     )
-    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-queue", queue_arn)
+    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, path.pattern, "delivery-queue", queue_arn)
     ensure_event_source_mapping(c, p, s, t.DELIVERY, queue_arn, t.ESM_BATCH_SIZE, t.ESM_MAX_CONCURRENCY)
-    queues.update(delivery=queue_url, dlq=dlq_url)
+    path.queues.update(delivery=queue_url, dlq=dlq_url)
 
 
 def _async_invoke_statement(c: Clients) -> dict[str, Any]:
     return _statement(["sqs:SendMessage"], [c.arn("sqs", t.ON_FAILURE_QUEUE)])
 
 
-def _wire_async_invoke(c: Clients, p: Progress, s: str, pattern: dict[str, Any], rule_arn: str, delivery_arn: str,
-                       queues: dict[str, str | None]) -> None:
+def _wire_async_invoke(c: Clients, p: Progress, s: str, path: DeliveryPath) -> None:
     """rule -> DeliveryFunction, invoked asynchronously: 2 retries, then the on-failure queue."""
     failures_url, failures_arn = ensure_queue(c, p, s, t.ON_FAILURE_QUEUE, {"MessageRetentionPeriod": "1209600"})
     ensure_async_config(c, p, s, t.DELIVERY, t.ASYNC_MAX_RETRIES, t.ASYNC_MAX_EVENT_AGE, failures_arn)
-    ensure_permission(c, p, s, t.DELIVERY, "events-notify-order", "events.amazonaws.com", rule_arn)
-    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, pattern, "delivery-function", delivery_arn)
-    queues.update(on_failure=failures_url)
+    ensure_permission(c, p, s, t.DELIVERY, "events-notify-order", "events.amazonaws.com", path.rule_arn)
+    assert path.delivery_arn is not None
+    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, path.pattern, "delivery-function", path.delivery_arn)
+    path.queues.update(on_failure=failures_url)
+
+
+def _wire_api_destination(c: Clients, p: Progress, s: str, path: DeliveryPath) -> None:
+    """rule -> API destination (the courier's URL, paced at its rate, key from a connection); the
+    order (the event's detail) is the body; events that exhaust the retry policy go to the DLQ."""
+    dlq_url, dlq_arn = ensure_queue(
+        c, p, s, t.DLQ,
+        {"MessageRetentionPeriod": "1209600", "Policy": _events_to_queue_policy(c, t.DLQ, path.rule_arn)},
+    )
+    connection_arn = ensure_api_key_connection(c, p, s, t.COURIER_CONNECTION, "x-api-key", path.api_key)
+    destination_arn = ensure_api_destination(c, p, s, t.COURIER_DESTINATION, connection_arn, path.courier_url,
+                                             "POST", t.COURIER_DESTINATION_RATE)
+    role_arn = ensure_role(c, p, s, t.EVENTS_ROLE,
+                           _policy(_statement(["events:InvokeApiDestination"], [destination_arn])),
+                           principal="events.amazonaws.com")
+    ensure_rule(c, p, s, t.EVENT_BUS, t.RULE, path.pattern, "courier-destination", destination_arn,
+                {"RoleArn": role_arn, "InputPath": "$.detail", "DeadLetterConfig": {"Arn": dlq_arn}})
+    path.queues.update(dlq=dlq_url)
 
 
 class WiringUnit:
-    """How one wiring kind is provisioned: the delivery role's extra statement and the path itself."""
+    """How one wiring kind is provisioned: the delivery role's extra statement (None: the wiring
+    has no delivery function) and the path itself."""
 
-    def __init__(self, delivery_statement: Callable[[Clients], dict[str, Any]],
-                 wire: Callable[..., None]) -> None:
+    def __init__(self, delivery_statement: Callable[[Clients], dict[str, Any]] | None,
+                 wire: Callable[[Clients, Progress, str, DeliveryPath], None]) -> None:
         self.delivery_statement = delivery_statement
         self.wire = wire
 
@@ -200,8 +238,35 @@ class WiringUnit:
 WIRINGS: dict[str, WiringUnit] = {
     t.ASYNC_INVOKE: WiringUnit(_async_invoke_statement, _wire_async_invoke),
     t.SQS_ESM: WiringUnit(_sqs_esm_statement, _wire_sqs_esm),
+    t.API_DESTINATION: WiringUnit(None, _wire_api_destination),
 }
 
+
+def _delivery_function(c: Clients, p: Progress, s: str, topo: t.Topology, role_arns: dict[str, str],
+                       packages: dict[str, Package]) -> str:
+    """DeliveryFunction with the catalogue's settings (reserved concurrency, breaker); its ARN."""
+    breaker_environment = _breaker_resources(c, p, s) if topo.delivery.breaker else {}
+    delivery_arn = ensure_function(
+        c, p, s,
+        FunctionSpec(
+            t.DELIVERY,
+            role_arns[t.DELIVERY],
+            {
+                "ENDPOINT_PARAMETER": t.ENDPOINT_PARAMETER,
+                "API_KEY_SECRET": t.API_KEY_SECRET,
+                "PARAMETERS_MAX_AGE_SECONDS": "300",
+                "LOG_LEVEL": "INFO",
+                **breaker_environment,
+            },
+        ),
+        packages[t.DELIVERY],
+    )
+    if topo.delivery.reserved_concurrency:
+        ensure_reserved_concurrency(c, p, s, t.DELIVERY, topo.delivery.reserved_concurrency)
+    if topo.delivery.breaker:
+        # parked orders come back through the same function; no maximum concurrency, as `on` maps it
+        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1, None)
+    return delivery_arn
 
 
 def provision_topology(
@@ -229,16 +294,18 @@ def provision_topology(
         *_breaker_statements(c),
     ]
     wiring = WIRINGS[topo.wiring]
-    delivery_resources.append(wiring.delivery_statement(c))
     roles = {
         t.NOTIFICATION: _policy(_logs_statement(c, t.NOTIFICATION), _faults_statement(c, t.NOTIFICATION),
                                 _statement(["events:PutEvents"], [bus_arn])),
-        t.DELIVERY: _policy(_logs_statement(c, t.DELIVERY), _faults_statement(c, t.DELIVERY), *delivery_resources),
         t.COURIER: _policy(
             _logs_statement(c, t.COURIER), _faults_statement(c, t.COURIER),
             _statement(["dynamodb:PutItem", "dynamodb:UpdateItem"], [table_arn]),
         ),
     }
+    if wiring.delivery_statement is not None:
+        delivery_resources.append(wiring.delivery_statement(c))
+        roles[t.DELIVERY] = _policy(_logs_statement(c, t.DELIVERY), _faults_statement(c, t.DELIVERY),
+                                    *delivery_resources)
     role_arns = {fn: ensure_role(c, p, s, f"sls-observe-{fn}-role", doc) for fn, doc in roles.items()}
     for fn in t.FUNCTION_FOLDERS:
         ensure_log_group(c, p, s, t.log_group(fn))
@@ -268,34 +335,15 @@ def provision_topology(
     ensure_usage_plan(c, p, s, t.USAGE_PLAN, courier_api, key_id, t.COURIER_RATE_LIMIT, t.COURIER_BURST_LIMIT)
 
     # 3. delivery's configuration, filled from what was just created (the seed did this by hand)
-    ensure_parameter(c, p, s, t.ENDPOINT_PARAMETER, t.api_url(function_url, courier_api, "slow"))
+    courier_url = t.api_url(function_url, courier_api, "slow")
+    ensure_parameter(c, p, s, t.ENDPOINT_PARAMETER, courier_url)
     ensure_secret(c, p, s, t.API_KEY_SECRET, key_value)
 
     # 4. the bus and the delivery path, with the catalogue's delivery settings
     ensure_event_bus(c, p, s, t.EVENT_BUS)
-    breaker_environment = _breaker_resources(c, p, s) if topo.delivery.breaker else {}
-    delivery_arn = ensure_function(
-        c, p, s,
-        FunctionSpec(
-            t.DELIVERY,
-            role_arns[t.DELIVERY],
-            {
-                "ENDPOINT_PARAMETER": t.ENDPOINT_PARAMETER,
-                "API_KEY_SECRET": t.API_KEY_SECRET,
-                "PARAMETERS_MAX_AGE_SECONDS": "300",
-                "LOG_LEVEL": "INFO",
-                **breaker_environment,
-            },
-        ),
-        packages[t.DELIVERY],
-    )
-    if topo.delivery.reserved_concurrency:
-        ensure_reserved_concurrency(c, p, s, t.DELIVERY, topo.delivery.reserved_concurrency)
-    if topo.delivery.breaker:
-        # parked orders come back through the same function; no maximum concurrency, as `on` maps it
-        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1, None)
+    delivery_arn = _delivery_function(c, p, s, topo, role_arns, packages) if topo.has_delivery_function else None
     pattern = {"account": [topo.account], "detail-type": [t.DETAIL_TYPE]}
-    wiring.wire(c, p, s, pattern, rule_arn, delivery_arn, queues)
+    wiring.wire(c, p, s, DeliveryPath(pattern, rule_arn, delivery_arn, courier_url, key_value, queues))
 
     # 5. the shop's webhook in front of the bus: no key, no throttle
     notification_arn = ensure_function(

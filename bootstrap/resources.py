@@ -20,12 +20,15 @@ from bootstrap.packaging import Package
 from bootstrap.progress import Progress
 from bootstrap.topology import MEMORY_MB, RUNTIME, STAGE, TIMEOUT_SECONDS
 
-LAMBDA_TRUST_POLICY = {
-    "Version": "2012-10-17",
-    "Statement": [
-        {"Effect": "Allow", "Principal": {"Service": "lambda.amazonaws.com"}, "Action": "sts:AssumeRole"}
-    ],
-}
+
+def trust_policy(principal: str) -> dict[str, Any]:
+    """Who may assume a role: one AWS service."""
+    return {
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Principal": {"Service": principal}, "Action": "sts:AssumeRole"}],
+    }
+
+
 INLINE_POLICY = "sls-observe-inline"
 
 
@@ -48,14 +51,15 @@ def _same_json(a: Any, b: Any) -> bool:
 # --- IAM and logs -------------------------------------------------------------------------------
 
 
-def ensure_role(c: Clients, p: Progress, scope: str, name: str, policy: dict[str, Any]) -> str:
+def ensure_role(c: Clients, p: Progress, scope: str, name: str, policy: dict[str, Any],
+                principal: str = "lambda.amazonaws.com") -> str:
     try:
         role = c.iam.get_role(RoleName=name)["Role"]
         action = "unchanged"
     except ClientError as error:
         if _code(error) != "NoSuchEntity":
             raise
-        role = c.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(LAMBDA_TRUST_POLICY))["Role"]
+        role = c.iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(trust_policy(principal)))["Role"]
         action = "created"
     try:
         current = c.iam.get_role_policy(RoleName=name, PolicyName=INLINE_POLICY)["PolicyDocument"]
@@ -374,8 +378,12 @@ def ensure_event_bus(c: Clients, p: Progress, scope: str, name: str) -> str:
 
 
 def ensure_rule(
-    c: Clients, p: Progress, scope: str, bus: str, name: str, pattern: dict[str, Any], target_id: str, target_arn: str
+    c: Clients, p: Progress, scope: str, bus: str, name: str, pattern: dict[str, Any], target_id: str, target_arn: str,
+    target_settings: dict[str, Any] | None = None,
 ) -> str:
+    """The rule with exactly one target; `target_settings`: the target's other fields (RoleArn,
+    InputPath, RetryPolicy, DeadLetterConfig ...), compared and applied with it."""
+    settings = target_settings or {}
     try:
         rule = c.events.describe_rule(Name=name, EventBusName=bus)
     except ClientError as error:
@@ -389,17 +397,62 @@ def ensure_rule(
         arn = rule["Arn"]
         p.record(scope, f"rule {name}", "unchanged")
     targets = c.events.list_targets_by_rule(Rule=name, EventBusName=bus).get("Targets", [])
-    if [(t["Id"], t["Arn"]) for t in targets] == [(target_id, target_arn)]:
+    wanted = [(target_id, target_arn, settings)]
+    if [(t["Id"], t["Arn"], {k: t.get(k) for k in settings}) for t in targets] == wanted:
         p.record(scope, f"rule target {target_id}", "unchanged")
         return arn
     stale = [t["Id"] for t in targets if t["Id"] != target_id]
     if stale:
         c.events.remove_targets(Rule=name, EventBusName=bus, Ids=stale)
-    result = c.events.put_targets(Rule=name, EventBusName=bus, Targets=[{"Id": target_id, "Arn": target_arn}])
+    result = c.events.put_targets(Rule=name, EventBusName=bus,
+                                  Targets=[{"Id": target_id, "Arn": target_arn, **settings}])
     if result.get("FailedEntryCount"):
         raise RuntimeError(f"put_targets failed for rule {name}: {result.get('FailedEntries')}")
     p.record(scope, f"rule target {target_id}", "updated" if targets else "created", target_arn.rsplit(":", 1)[-1])
     return arn
+
+
+def ensure_api_key_connection(c: Clients, p: Progress, scope: str, name: str, header: str, value: str) -> str:
+    """An EventBridge connection that sends `header: value` (API_KEY authorization); its ARN.
+    The key's value is kept in the secret EventBridge manages for the connection, read to compare."""
+    auth = {"ApiKeyAuthParameters": {"ApiKeyName": header, "ApiKeyValue": value}}
+    try:
+        current = c.events.describe_connection(Name=name)
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        arn = c.events.create_connection(Name=name, AuthorizationType="API_KEY", AuthParameters=auth)["ConnectionArn"]
+        p.record(scope, f"connection {name}", "created", f"API_KEY {header}")
+        return arn
+    stored = json.loads(c.secretsmanager.get_secret_value(SecretId=current["SecretArn"])["SecretString"])
+    if current.get("AuthorizationType") != "API_KEY" or stored.get("api_key_name") != header \
+            or stored.get("api_key_value") != value:
+        c.events.update_connection(Name=name, AuthorizationType="API_KEY", AuthParameters=auth)
+        p.record(scope, f"connection {name}", "updated", f"API_KEY {header}")
+    else:
+        p.record(scope, f"connection {name}", "unchanged")
+    return current["ConnectionArn"]
+
+
+def ensure_api_destination(c: Clients, p: Progress, scope: str, name: str, connection_arn: str, endpoint: str,
+                           method: str, rate: int) -> str:
+    """An EventBridge API destination (`rate`: InvocationRateLimitPerSecond); its ARN."""
+    wanted = {"ConnectionArn": connection_arn, "InvocationEndpoint": endpoint, "HttpMethod": method,
+              "InvocationRateLimitPerSecond": rate}
+    try:
+        current = c.events.describe_api_destination(Name=name)
+    except ClientError as error:
+        if _code(error) != "ResourceNotFoundException":
+            raise
+        arn = c.events.create_api_destination(Name=name, **wanted)["ApiDestinationArn"]
+        p.record(scope, f"API destination {name}", "created", f"{method} {endpoint}, {rate}/s")
+        return arn
+    if {k: current.get(k) for k in wanted} != wanted:
+        c.events.update_api_destination(Name=name, **wanted)
+        p.record(scope, f"API destination {name}", "updated", f"{method} {endpoint}, {rate}/s")
+    else:
+        p.record(scope, f"API destination {name}", "unchanged")
+    return current["ApiDestinationArn"]
 
 
 # --- API Gateway (REST, v1) ---------------------------------------------------------------------

@@ -8,9 +8,9 @@ concurrency pool or a courier rate limit: on AWS they would be two accounts or t
 from __future__ import annotations
 
 from lab_kernel import topologies as catalogue
-from lab_kernel.topologies import ASYNC_INVOKE, SQS_ESM, Topology
+from lab_kernel.topologies import API_DESTINATION, ASYNC_INVOKE, SQS_ESM, Topology
 
-__all__ = ["ASYNC_INVOKE", "SQS_ESM", "TOPOLOGIES", "Topology"]
+__all__ = ["API_DESTINATION", "ASYNC_INVOKE", "SQS_ESM", "TOPOLOGIES", "Topology"]
 
 REGION = "us-east-1"
 RUNTIME = "python3.13"
@@ -65,6 +65,14 @@ BREAKER_RETRY_QUEUE = "lab-delivery-retry"
 # Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
 BREAKER_RETRY_VISIBILITY_TIMEOUT = 150
 FAULTS_PARAMETER_PREFIX = "/lab/faults/"
+# The api-destination wiring: the bus calls the courier itself through an EventBridge API
+# destination paced at the courier's own rate (its usage plan's 10 requests/s), with the key sent
+# by a connection, the order (the event's detail) as the body, and AWS's default retry policy (24 h,
+# 185 retries); events that run out go to the DLQ.
+COURIER_CONNECTION = "sls-observe-courier-connection"
+COURIER_DESTINATION = "sls-observe-courier-destination"
+COURIER_DESTINATION_RATE = int(COURIER_RATE_LIMIT)
+EVENTS_ROLE = "sls-observe-events-role"
 # Asynchronous invocation defaults made explicit: 2 retries, events kept up to 6 hours.
 ASYNC_MAX_RETRIES = 2
 ASYNC_MAX_EVENT_AGE = 21600

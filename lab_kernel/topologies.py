@@ -26,9 +26,10 @@ ALL = "all"  # the reserved word for every topology of the catalogue (TOPOLOGIES
 # load`, `make experiment` and `make report` work on: `a,b`, `all` or `both`; unset: the pair.
 SELECTION_VARIABLE = "TOPOLOGIES"
 
-Wiring = Literal["async-invoke", "sqs-esm"]
+Wiring = Literal["async-invoke", "sqs-esm", "api-destination"]
 ASYNC_INVOKE: Wiring = "async-invoke"  # bus rule -> function, asynchronous invoke with retries
 SQS_ESM: Wiring = "sqs-esm"  # bus rule -> queue -> event source mapping with maximum concurrency
+API_DESTINATION: Wiring = "api-destination"  # bus rule -> API destination (rate limit) -> courier; no function
 
 
 # What an expectation may compare (`[topology.expect]`): a topology's measured or simulated figures
@@ -85,6 +86,11 @@ class Topology:
     def queued(self) -> bool:
         """Orders wait in a queue before the delivery function (a queue, a DLQ, an ESM)."""
         return self.wiring == SQS_ESM
+
+    @property
+    def has_delivery_function(self) -> bool:
+        """A DeliveryFunction carries orders to the courier (an API destination calls it itself)."""
+        return self.wiring != API_DESTINATION
 
 
 @dataclass(frozen=True)

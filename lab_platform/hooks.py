@@ -123,6 +123,13 @@ def lab_events_lambda_target() -> None:
 
 
 @hooks.on_infra_start()
+def lab_events_api_destination() -> None:
+    from lab_platform.api_destination import patch
+
+    _apply("LAB_PATCH_EVENTS_API_DESTINATION", patch.patches)
+
+
+@hooks.on_infra_start()
 def lab_emf() -> None:
     from lab_platform.emf import patch
 

@@ -23,6 +23,7 @@ TOGGLES: dict[str, str] = {
     "LAB_PATCH_SQS_ESM_SCALING": "SQS event source mapping concurrency",
     "LAB_PATCH_ASYNC_SCALING": "asynchronous invocation scale-out and throttle retries",
     "LAB_PATCH_EVENTS_LAMBDA_TARGET": "EventBridge -> Lambda targets queued in process",
+    "LAB_PATCH_EVENTS_API_DESTINATION": "EventBridge API destinations: rate limit, retries, dead-letter queue",
     "LAB_PATCH_EMF": "Embedded Metric Format extraction from logs",
     "LAB_PATCH_METRICS": "platform metrics at /_lab/metrics",
     "LAB_PATCH_KEEPALIVE_SWEEPER": "idle environments expire via one sweeper thread",

@@ -27,10 +27,11 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from bootstrap.topology import BREAKER_RETRY_VISIBILITY_TIMEOUT
+from bootstrap.topology import BREAKER_RETRY_VISIBILITY_TIMEOUT, COURIER_DESTINATION_RATE
 from lab_breaker import BreakerSettings
 
-from lab_kernel.topologies import ASYNC_INVOKE, SQS_ESM, Topology, Wiring, catalogue, selected
+from lab_kernel.topologies import API_DESTINATION, ASYNC_INVOKE, SQS_ESM, Topology, Wiring, catalogue, selected
+from lab_platform.api_destination.schedule import RetryPolicy, backoff
 from report.model_inputs import CapacityInputs, profile_timeline
 
 # A failed courier call (an error by design, or the usage plan's 429) answers at once; 50 ms
@@ -47,6 +48,8 @@ MIN_OUTCOMES_PER_MINUTE = 10
 # events back off 1, 2, 4 ... s, to at most 5 minutes (as lab_platform.async_invoke does).
 ASYNC_RETRY_BASE_DELAY = 60.0
 MAX_THROTTLE_DELAY = 300.0
+# The api-destination wiring's target as bootstrap deploys it: no RetryPolicy, so AWS's defaults.
+DESTINATION_RETRY_POLICY = RetryPolicy()
 # The breaker as bootstrap deploys it: lab_breaker's own defaults (failure 3, success 2, open 10 s).
 # Its retry queue (bootstrap.topology.BREAKER_RETRY_VISIBILITY_TIMEOUT): a failed receive of a
 # parked order comes back after the visibility timeout; the queue has no DLQ, so a parked order is
@@ -196,6 +199,12 @@ class _Account:
         self.delivery_running = 0
         self.tokens = float(sim.inputs.courier_burst)
         self.refilled_at = 0.0
+        # api-destination: events waiting for their turn at the destination's pace (order, retries,
+        # first seen), the pacing bucket (one token, refilled at the rate), a pump already planned
+        self.destination_waiting: deque[tuple[int, int, float]] = deque()
+        self.destination_tokens = 1.0
+        self.destination_refilled_at = 0.0
+        self.destination_pump_at: float | None = None
         self.scheduled: Counter[int] = Counter()  # order -> courier successes
         self.dead: set[int] = set()  # dead-lettered orders
         self.minutes: dict[int, list[int]] = {}  # minute -> [ok, failed] invocation outcomes
@@ -261,6 +270,7 @@ class _Run:
         self.parked_due: dict[int, list[int]] = {}
         self.orders = 0
         self.now = 0.0  # the time of the event being handled
+        self.last_direct_delivery = 0.0  # api-destination: when the courier's last success answered
 
     def at(self, when: float, kind: str, *data: object) -> None:
         self.sequence += 1
@@ -416,6 +426,51 @@ class _Run:
         self.retry_later(now + BREAKER.reset_timeout_s, account, list(self.parked))
         self.parked.clear()
 
+    # --- api-destination: EventBridge calls the courier itself, paced, retrying ------------------
+    def destination_ready(self, now: float, account: _Account, order: int, retries: int, first_seen: float) -> None:
+        account.destination_waiting.append((order, retries, first_seen))
+        self.destination_pump(now, account)
+
+    def destination_pump(self, now: float, account: _Account, planned: bool = False) -> None:
+        """Send what waits, one request per 1/rate seconds (lab_platform/api_destination: a bucket of
+        one token), and plan the next pump while events still wait."""
+        if planned:
+            account.destination_pump_at = None
+        rate = float(COURIER_DESTINATION_RATE)
+        account.destination_tokens = min(1.0, account.destination_tokens + (now - account.destination_refilled_at) * rate)
+        account.destination_refilled_at = now
+        while account.destination_waiting and account.destination_tokens >= 1.0:
+            account.destination_tokens -= 1.0
+            self.destination_call(now, account, *account.destination_waiting.popleft())
+        if account.destination_waiting and account.destination_pump_at is None:
+            account.destination_pump_at = now + (1.0 - account.destination_tokens) / rate
+            self.at(account.destination_pump_at, "destination_pump", account, True)
+
+    def destination_call(self, now: float, account: _Account, order: int, retries: int, first_seen: float) -> None:
+        i = self.inputs
+        account.result.courier_calls += 1
+        if not account.admitted_by_usage_plan(now):
+            account.result.courier_429s += 1
+            account.result.refusals_per_second[int(now)] += 1
+            ok, seconds = False, FAILED_CALL_SECONDS
+        elif not account.acquire("courier"):
+            ok, seconds = False, FAILED_CALL_SECONDS  # the courier's own function throttled: a 5xx
+        else:
+            ok = self.random.random() >= i.courier_failure_rate
+            seconds = self.random.uniform(i.courier_latency_min, i.courier_latency_max) if ok else FAILED_CALL_SECONDS
+            self.at(now + seconds, "release", account, "courier")
+        if ok:
+            account.scheduled[order] += 1
+            self.last_direct_delivery = max(self.last_direct_delivery, now + seconds)
+            return
+        # every failure here is retriable (429, 5xx): back-off with jitter within AWS's default policy
+        policy = DESTINATION_RETRY_POLICY
+        retry_at = now + seconds + backoff(retries + 1, self.random)
+        if retries >= policy.max_attempts or retry_at - first_seen > policy.max_age_seconds:
+            account.dead.add(order)
+            return
+        self.at(retry_at, "destination_ready", account, order, retries + 1, first_seen)
+
     # --- the loop ------------------------------------------------------------------------------
     def run(self, account: _Account, wiring: Wiring) -> None:
         t = 0.0
@@ -438,6 +493,8 @@ class _Run:
             "visible": self.make_visible,
             "retry_visible": self.retry_visible,
             "release": self.release,
+            "destination_ready": self.destination_ready,
+            "destination_pump": self.destination_pump,
         }
         last_delivery = 0.0
         while self.events:
@@ -456,7 +513,7 @@ class _Run:
         r.duplicated = sum(1 for n in account.scheduled.values() if n > 1)
         waiting = set(self.parked).union(*self.parked_due.values())
         r.still_parked = len(waiting - set(account.scheduled))
-        r.last_delivery_after_load = max(0.0, last_delivery - t)
+        r.last_delivery_after_load = max(0.0, max(last_delivery, self.last_direct_delivery) - t)
         shares = [ok / (ok + bad) for ok, bad in account.minutes.values() if ok + bad >= MIN_OUTCOMES_PER_MINUTE]
         r.lowest_delivery_success = min(shares) if shares else None
 
@@ -472,7 +529,12 @@ def _enter_sqs_esm(run: _Run, when: float, account: _Account, order: int) -> Non
     run.at(when, "enqueue", account, order)
 
 
-WIRING_ENTRY = {ASYNC_INVOKE: _enter_async_invoke, SQS_ESM: _enter_sqs_esm}
+def _enter_api_destination(run: _Run, when: float, account: _Account, order: int) -> None:
+    """The rule's target is the API destination: the event waits its turn at the destination's pace."""
+    run.at(when, "destination_ready", account, order, 0, when)
+
+
+WIRING_ENTRY = {ASYNC_INVOKE: _enter_async_invoke, SQS_ESM: _enter_sqs_esm, API_DESTINATION: _enter_api_destination}
 
 
 def simulate_topology(inputs: CapacityInputs, topology: str | Topology, seed: int = 1) -> SimulatedTopology:

@@ -95,6 +95,15 @@ events_invocations = Counter(
 events_failed_invocations = Counter(
     "lab_events_failed_invocations", "EventBridge FailedInvocations", _EVENTS, registry=REGISTRY
 )
+events_retry_invocation_attempts = Counter(
+    "lab_events_retry_invocation_attempts",
+    "EventBridge RetryInvocationAttempts (API destination requests sent again)",
+    _EVENTS,
+    registry=REGISTRY,
+)
+events_sent_to_dlq = Counter(
+    "lab_events_invocations_sent_to_dlq", "EventBridge InvocationsSentToDlq", _EVENTS, registry=REGISTRY
+)
 
 
 def status_class(status_code: int) -> str:

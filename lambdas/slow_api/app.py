@@ -116,14 +116,24 @@ def record_delivery_safely(correlation_id: str, order_id: Any) -> int | None:
         return None
 
 
+def correlation_id_of(headers: dict[str, str], body: Any) -> str:
+    """The caller's x-correlation-id header, else the order's own `meta_data.correlation_id`: an
+    EventBridge API destination posts the event's detail and sends only static headers."""
+    if header := headers.get("x-correlation-id"):
+        return header
+    meta = body.get("meta_data") if isinstance(body, dict) else None
+    found = meta.get("correlation_id") if isinstance(meta, dict) else None
+    return str(found) if found else NO_CORRELATION_ID
+
+
 @app.post("/slow")
 def slow_handler() -> dict[str, Any]:
-    correlation_id = app.current_event.headers.get("x-correlation-id") or NO_CORRELATION_ID
-    logger.set_correlation_id(correlation_id)
     try:
         body = app.current_event.json_body if app.current_event.body else {}
-    except ValueError:  # the courier does not validate orders; it only reads order_id to log it
+    except ValueError:  # the courier does not validate orders; it reads order_id to log it
         body = {}
+    correlation_id = correlation_id_of(app.current_event.headers, body)
+    logger.set_correlation_id(correlation_id)
     order_id = body.get("order_id") if isinstance(body, dict) else None
     logger.append_keys(order_id=order_id, profile=PROFILE.name)
     logger.info({"status": "START", "message": "Slow processing..."})

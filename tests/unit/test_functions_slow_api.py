@@ -156,6 +156,20 @@ def test_without_correlation_id_nothing_is_recorded(app, monkeypatch):
     assert boto3.client("dynamodb").scan(TableName=TABLE)["Count"] == 0
 
 
+def test_an_api_destinations_call_is_recorded_by_the_orders_own_correlation_id(app, logs, monkeypatch):
+    # an EventBridge API destination posts the event's detail and sends no per-event header
+    monkeypatch.setattr(app, "PROFILE", always(False)(app))
+    body = json.dumps({"order_id": "o-9", "meta_data": {"correlation_id": "corr-9"}})
+    response = app.handler(api_event(None, body), context())
+    assert json.loads(response["body"])["correlation_id"] == "corr-9"
+    item = boto3.client("dynamodb").get_item(TableName=TABLE, Key={"correlation_id": {"S": "corr-9"}})["Item"]
+    assert item["order_id"] == {"S": "o-9"}
+    # the header, where a caller sends one, wins
+    response = app.handler(api_event("corr-h", body), context())
+    assert json.loads(response["body"])["correlation_id"] == "corr-h"
+    assert all(l["correlation_id"] in ("corr-9", "corr-h") for l in logs() if "correlation_id" in l)
+
+
 def test_ledger_outage_does_not_fail_the_delivery_and_is_logged(app, logs, monkeypatch):
     monkeypatch.setattr(app, "PROFILE", always(False)(app))
     boto3.client("dynamodb").delete_table(TableName=TABLE)

@@ -12,7 +12,7 @@ from dataclasses import replace
 
 import pytest
 
-from lab_kernel.topologies import ASYNC_INVOKE, FunctionSettings, Topology, catalogue
+from lab_kernel.topologies import API_DESTINATION, ASYNC_INVOKE, FunctionSettings, Topology, catalogue
 from report.capacity import CapacityInputs, Phase, Retry
 from report.simulate import BREAKER, SimulatedTopology, _Breaker, simulate, simulate_topology
 from report.verdict import predict, reproduced
@@ -304,3 +304,28 @@ def test_a_courier_that_never_recovers_keeps_orders_parked_until_the_horizon():
     r = simulate_topology(down, entry(delivery=BREAKER_ON))
     assert r.delivered == 0 and r.dead_lettered == 0 and r.still_parked == r.accepted == 10
     assert r.circuit_opened > 1000  # a failed probe each reset timeout, for the whole horizon
+
+
+def test_an_api_destination_paces_the_courier_and_retries_instead_of_dropping():
+    # the seed ramp at the courier's own pace: no 429, no Lambda between bus and courier, nothing
+    # dead-lettered; orders wait instead, and the last is delivered well after the load
+    seed = inputs(phases=SEED_PHASES)
+    storm = simulate_topology(seed, entry())
+    paced = simulate_topology(seed, entry(wiring=API_DESTINATION))
+    assert paced.courier_429s == 0 and paced.peak_delivery_concurrency == 0 and paced.delivery_invocations == 0
+    assert paced.accepted == paced.offered == paced.delivered and paced.dead_lettered == 0
+    assert paced.peak_account_concurrency < storm.peak_account_concurrency / 5
+    # 10 calls a second, 20% failing: at most 8 orders a second succeed, so the peak's 15/s queue up
+    load = paced.offered / 8.0
+    assert paced.last_delivery_after_load > 0.5 * (load - 1080)
+    assert paced.courier_calls <= 10 * (1080 + paced.last_delivery_after_load) + 1
+
+
+def test_the_destination_retries_a_failing_courier_until_its_policy_runs_out(monkeypatch):
+    from report import simulate as sim
+
+    down = inputs(courier_failure_rate=1.0)
+    monkeypatch.setattr(sim, "DESTINATION_RETRY_POLICY", sim.RetryPolicy(max_attempts=3, max_age_seconds=3600))
+    r = simulate_topology(down, entry(wiring=API_DESTINATION))
+    assert r.delivered == 0 and r.dead_lettered == r.accepted
+    assert r.courier_calls == 4 * r.accepted  # the first call and 3 retries
