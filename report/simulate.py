@@ -439,8 +439,9 @@ class _Run:
         rate = float(COURIER_DESTINATION_RATE)
         account.destination_tokens = min(1.0, account.destination_tokens + (now - account.destination_refilled_at) * rate)
         account.destination_refilled_at = now
-        while account.destination_waiting and account.destination_tokens >= 1.0:
-            account.destination_tokens -= 1.0
+        # a refill that lands a hair under one token in floating point still counts as one
+        while account.destination_waiting and account.destination_tokens >= 1.0 - 1e-9:
+            account.destination_tokens = max(0.0, account.destination_tokens - 1.0)
             self.destination_call(now, account, *account.destination_waiting.popleft())
         if account.destination_waiting and account.destination_pump_at is None:
             account.destination_pump_at = now + (1.0 - account.destination_tokens) / rate
