@@ -4,7 +4,7 @@ Per topology, in dependency order: roles and log groups; the courier (table, fun
 with key and usage plan); the delivery configuration (SSM parameter, secret) filled from what was
 just created; the bus; the delivery path, one unit per wiring kind of lab_kernel/topologies.toml
 (async-invoke: rule -> DeliveryFunction with async retries and an on-failure queue; sqs-esm:
-rule -> queue -> event source mapping, DLQ; api-destination: rule -> API destination -> courier,
+rule -> queue -> event source mapping, DLQ; eventbridge-api-destination: rule -> API destination -> courier,
 no DeliveryFunction, DLQ); finally the notification API in front of the bus.
 Every step is idempotent.
 """

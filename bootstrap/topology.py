@@ -65,7 +65,7 @@ BREAKER_RETRY_QUEUE = "lab-delivery-retry"
 # Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
 BREAKER_RETRY_VISIBILITY_TIMEOUT = 150
 FAULTS_PARAMETER_PREFIX = "/lab/faults/"
-# The api-destination wiring: the bus calls the courier itself through an EventBridge API
+# The API-destination wiring: the bus calls the courier itself through an EventBridge API
 # destination paced at the courier's own rate (its usage plan's 10 requests/s), with the key sent
 # by a connection, the order (the event's detail) as the body, and AWS's default retry policy (24 h,
 # 185 retries); events that run out go to the DLQ.

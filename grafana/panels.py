@@ -15,6 +15,9 @@ from lab_kernel import topologies as lab_topologies
 TOPOLOGIES = lab_topologies.names()
 # the topologies whose delivery function is invoked asynchronously (Lambda's internal event queue)
 ASYNC_TOPOLOGIES = tuple(t.name for t in lab_topologies.catalogue().topologies if t.wiring == lab_topologies.ASYNC_INVOKE)
+# the topologies with a delivery function, and those whose bus calls the courier itself
+DELIVERY_TOPOLOGIES = tuple(t.name for t in lab_topologies.catalogue().topologies if t.has_delivery_function)
+DESTINATION_TOPOLOGIES = tuple(t.name for t in lab_topologies.catalogue().topologies if not t.has_delivery_function)
 RATE = "$__rate_interval"
 
 NOTIFICATION = "NotificationFunction"
@@ -116,6 +119,7 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
             "percent",
             (Query(f"100 * (1 - {delivery_err} / {delivery_inv})", "success %"),),
             ((None, RED), (90, ORANGE), (98, GREEN)), min=0, max=100, show_thresholds=True,
+            topologies=DELIVERY_TOPOLOGIES,
         ),
         PanelSpec(
             "actual-success", "Actual success rate: orders delivered / accepted",
@@ -127,6 +131,7 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
             (Query(f"100 * sum(increase(emf_orders_delivered_total{{{{sel}}}}[$__range])) / "
                    f"sum(increase(emf_orders_accepted_total{{{{sel}}}}[$__range]))", "delivered %"),),
             ((None, RED), (80, ORANGE), (95, GREEN)), kind="stat", min=0, max=100, width=6,
+            topologies=DELIVERY_TOPOLOGIES,
         ),
         PanelSpec(
             "orders", "Orders accepted vs delivered",
@@ -138,7 +143,23 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
                 Query(_zero_if_none(_rate("emf_orders_delivered_total"), accepted), "delivered"),
                 Query(_zero_if_none(_rate("emf_delivery_failed_total"), accepted), "failed"),
             ),
-            ((None, GREEN),), width=18,
+            ((None, GREEN),), width=18, topologies=DELIVERY_TOPOLOGIES,
+        ),
+        PanelSpec(
+            "destination", "API destination: requests, retries, dead letters",
+            "Without a delivery function the bus calls the courier itself, paced at the API "
+            "destination's InvocationRateLimitPerSecond: orders accepted, courier 2xx (deliveries), "
+            "requests sent again after a 429, a 5xx or no answer (RetryInvocationAttempts) and "
+            "events sent to the DLQ after the retry policy ran out (InvocationsSentToDlq).",
+            "reqps",
+            (
+                Query(accepted, "accepted"),
+                Query(_zero_if_none(_rate("lab_apigateway_requests_total", f'{courier}, status_class="2xx"'),
+                                    accepted), "courier 2xx"),
+                Query(_zero_if_none(_rate("lab_events_retry_invocation_attempts_total"), accepted), "retried"),
+                Query(_zero_if_none(_rate("lab_events_invocations_sent_to_dlq_total"), accepted), "dead-lettered"),
+            ),
+            ((None, GREEN),), width=18, topologies=DESTINATION_TOPOLOGIES,
         ),
         PanelSpec(
             "account-concurrency", "Account concurrency vs limit",
@@ -251,6 +272,7 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
                 "sum by (state) (increase(emf_circuit_state_change_total{{sel}}[1m]))",
                 delivery_inv), "{{state}}"),),
             ((None, GREEN), (1, ORANGE), (3, RED)),
+            topologies=DELIVERY_TOPOLOGIES,
         ),
         PanelSpec(
             "faults-injected", "Faults injected",

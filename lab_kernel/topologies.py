@@ -26,10 +26,10 @@ ALL = "all"  # the reserved word for every topology of the catalogue (TOPOLOGIES
 # load`, `make experiment` and `make report` work on: `a,b`, `all` or `both`; unset: the pair.
 SELECTION_VARIABLE = "TOPOLOGIES"
 
-Wiring = Literal["async-invoke", "sqs-esm", "api-destination"]
+Wiring = Literal["async-invoke", "sqs-esm", "eventbridge-api-destination"]
 ASYNC_INVOKE: Wiring = "async-invoke"  # bus rule -> function, asynchronous invoke with retries
 SQS_ESM: Wiring = "sqs-esm"  # bus rule -> queue -> event source mapping with maximum concurrency
-API_DESTINATION: Wiring = "api-destination"  # bus rule -> API destination (rate limit) -> courier; no function
+API_DESTINATION: Wiring = "eventbridge-api-destination"  # bus rule -> API destination (rate limit) -> courier; no function
 
 
 # What an expectation may compare (`[topology.expect]`): a topology's measured or simulated figures

@@ -48,7 +48,7 @@ MIN_OUTCOMES_PER_MINUTE = 10
 # events back off 1, 2, 4 ... s, to at most 5 minutes (as lab_platform.async_invoke does).
 ASYNC_RETRY_BASE_DELAY = 60.0
 MAX_THROTTLE_DELAY = 300.0
-# The api-destination wiring's target as bootstrap deploys it: no RetryPolicy, so AWS's defaults.
+# The API-destination wiring's target as bootstrap deploys it: no RetryPolicy, so AWS's defaults.
 DESTINATION_RETRY_POLICY = RetryPolicy()
 # The breaker as bootstrap deploys it: lab_breaker's own defaults (failure 3, success 2, open 10 s).
 # Its retry queue (bootstrap.topology.BREAKER_RETRY_VISIBILITY_TIMEOUT): a failed receive of a
@@ -199,7 +199,7 @@ class _Account:
         self.delivery_running = 0
         self.tokens = float(sim.inputs.courier_burst)
         self.refilled_at = 0.0
-        # api-destination: events waiting for their turn at the destination's pace (order, retries,
+        # an API destination: events waiting for their turn at the destination's pace (order, retries,
         # first seen), the pacing bucket (one token, refilled at the rate), a pump already planned
         self.destination_waiting: deque[tuple[int, int, float]] = deque()
         self.destination_tokens = 1.0
@@ -270,7 +270,7 @@ class _Run:
         self.parked_due: dict[int, list[int]] = {}
         self.orders = 0
         self.now = 0.0  # the time of the event being handled
-        self.last_direct_delivery = 0.0  # api-destination: when the courier's last success answered
+        self.last_direct_delivery = 0.0  # API destination: when the courier's last success answered
 
     def at(self, when: float, kind: str, *data: object) -> None:
         self.sequence += 1
@@ -426,7 +426,7 @@ class _Run:
         self.retry_later(now + BREAKER.reset_timeout_s, account, list(self.parked))
         self.parked.clear()
 
-    # --- api-destination: EventBridge calls the courier itself, paced, retrying ------------------
+    # --- API destination: EventBridge calls the courier itself, paced, retrying ------------------
     def destination_ready(self, now: float, account: _Account, order: int, retries: int, first_seen: float) -> None:
         account.destination_waiting.append((order, retries, first_seen))
         self.destination_pump(now, account)

@@ -23,7 +23,7 @@ def test_the_catalogue_names_the_pair_and_its_wirings() -> None:
     assert len(cat.names) >= 2 and cat.storm in cat.names and cat.remedy in cat.names
     assert cat.select("both") == cat.pair
     assert cat.select(cat.remedy) == (cat.remedy,)
-    assert {t.wiring for t in cat.topologies} <= {topologies.ASYNC_INVOKE, topologies.SQS_ESM}
+    assert {t.wiring for t in cat.topologies} <= {topologies.ASYNC_INVOKE, topologies.SQS_ESM, topologies.API_DESTINATION}
     assert cat.get(cat.storm).wiring == topologies.ASYNC_INVOKE and cat.get(cat.remedy).queued
     assert LOCALSTACK_BY_TOPOLOGY == {t.name: (t.instance, t.port_setting) for t in cat.topologies}
     with pytest.raises(topologies.CatalogueError, match="unknown topology 'all': choose one of"):
