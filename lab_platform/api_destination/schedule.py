@@ -82,6 +82,9 @@ class Verdict:
     retry_at: float | None = None
     dead: bool = False
     reason: str = ""
+    # the RetryPolicy limit that ran out (AWS's EXHAUSTED_RETRY_CONDITION); None for an answer
+    # that is never retried
+    exhausted: str | None = None
 
 
 class DestinationSchedule:
@@ -143,10 +146,12 @@ class DestinationSchedule:
             return Verdict(dead=True, reason=f"HTTP {status} is not retried")
         now = self.clock()
         if delivery.retries >= policy.max_attempts:
-            return Verdict(dead=True, reason=f"{policy.max_attempts} retries exhausted")
+            return Verdict(dead=True, reason=f"{policy.max_attempts} retries exhausted",
+                           exhausted="MaximumRetryAttempts")
         retry_at = now + backoff(delivery.retries + 1, self.rng)
         if retry_at - delivery.first_seen > policy.max_age_seconds:
-            return Verdict(dead=True, reason=f"older than {policy.max_age_seconds:.0f} s")
+            return Verdict(dead=True, reason=f"older than {policy.max_age_seconds:.0f} s",
+                           exhausted="MaximumEventAgeInSeconds")
         delivery.retries += 1
         delivery.due = retry_at
         delivery.sequence = next(self._sequence)

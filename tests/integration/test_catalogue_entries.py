@@ -38,6 +38,29 @@ def handler(event, context):
 """
 
 
+def _check_api_destination(instance, topo, entry) -> None:
+    """No delivery function: the rule targets an API destination at the courier's rate, which
+    sends the order (the event's detail) with the courier's key and dead-letters to the DLQ."""
+    lam = instance.client("lambda", account=topo.account)
+    with pytest.raises(ClientError) as missing:
+        lam.get_function(FunctionName=t.DELIVERY)
+    assert missing.value.response["Error"]["Code"] == "ResourceNotFoundException", topo.name
+    events = instance.client("events", account=topo.account)
+    destination = events.describe_api_destination(Name=t.COURIER_DESTINATION)
+    assert destination["InvocationRateLimitPerSecond"] == t.COURIER_DESTINATION_RATE
+    assert destination["HttpMethod"] == "POST"
+    assert destination["InvocationEndpoint"].rstrip("/").endswith(entry["courier_url"].split("/_aws/", 1)[-1].rstrip("/"))
+    connection = events.describe_connection(Name=t.COURIER_CONNECTION)
+    assert connection["AuthorizationType"] == "API_KEY"
+    assert connection["AuthParameters"]["ApiKeyAuthParameters"]["ApiKeyName"] == "x-api-key"
+    (target,) = events.list_targets_by_rule(Rule=t.RULE, EventBusName=t.EVENT_BUS)["Targets"]
+    assert target["Arn"] == destination["ApiDestinationArn"]
+    assert target["InputPath"] == "$.detail"
+    dlq_arn = f"arn:aws:sqs:{t.REGION}:{topo.account}:{t.DLQ}"
+    assert target["DeadLetterConfig"]["Arn"] == dlq_arn
+    assert entry["queues"]["dlq"], entry["queues"]
+
+
 @pytest.fixture(scope="module")
 def instance(localstack_with):
     # the catalogue's per-account limits, as labctl passes them, plus the scratch account's
@@ -53,11 +76,15 @@ def test_each_fix_is_provisioned_as_its_catalogue_entry_says(instance):
     assert set(endpoints["topologies"]) == {topo.name for topo in FIXES}
     for topo in FIXES:
         lam = instance.client("lambda", account=topo.account)
+        expected = topo.account_limit(settings.integer(topo.account_limit_setting, 1))
+        if not topo.has_delivery_function:
+            _check_api_destination(instance, topo, endpoints["topologies"][topo.name])
+            assert lam.get_account_settings()["AccountLimit"]["ConcurrentExecutions"] == expected, topo.name
+            continue
         reserved = lam.get_function_concurrency(FunctionName=t.DELIVERY).get("ReservedConcurrentExecutions")
         assert reserved == (topo.delivery.reserved_concurrency or None), topo.name
 
         limits = lam.get_account_settings()["AccountLimit"]
-        expected = topo.account_limit(settings.integer(topo.account_limit_setting, 1))
         assert limits["ConcurrentExecutions"] == expected, topo.name
         assert limits["UnreservedConcurrentExecutions"] == expected - (reserved or 0), topo.name
 

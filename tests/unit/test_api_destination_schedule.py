@@ -85,7 +85,7 @@ def test_a_final_error_ends_at_once():
     delivery = schedule.add("order")
     schedule.take()
     verdict = schedule.answered(delivery, 400, RetryPolicy())
-    assert verdict.dead and "not retried" in verdict.reason and len(schedule) == 0
+    assert verdict.dead and "not retried" in verdict.reason and verdict.exhausted is None and len(schedule) == 0
 
 
 def test_the_retry_policy_bounds_attempts_and_age():
@@ -99,13 +99,14 @@ def test_the_retry_policy_bounds_attempts_and_age():
         (taken,) = schedule.take()
         outcomes.append(schedule.answered(taken, 429, policy))
     assert [o.dead for o in outcomes] == [False, False, True]
+    assert outcomes[-1].exhausted == "MaximumRetryAttempts"
     assert "2 retries" in outcomes[-1].reason
 
     young = schedule.add("late")
     schedule.take()
     clock.now += 10_000  # older than the policy's age by the time it would be retried
     verdict = schedule.answered(young, None, RetryPolicy(max_attempts=185, max_age_seconds=60))
-    assert verdict.dead and "older than 60" in verdict.reason
+    assert verdict.dead and "older than 60" in verdict.reason and verdict.exhausted == "MaximumEventAgeInSeconds"
 
 
 def test_the_targets_retry_policy_defaults_to_awss():
