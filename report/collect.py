@@ -18,6 +18,7 @@ from botocore.exceptions import ClientError
 from report import ledger as ledger_mod
 from report.courier_calls import CourierCall, courier_calls
 from report.aws_state import CourierRecord, QueueContents, read_queue, scan_deliveries
+from lab_kernel import topologies as lab_topologies
 from lab_kernel.endpoints import TopologyEndpoints
 from report.logs import LogLine, fetch_all, index_statuses
 from report.quantiles import nearest_rank
@@ -52,7 +53,7 @@ class TopologyResult:
     account: str
     started: set[str]  # notify-handler START (the article's denominator)
     accepted: set[str]  # notify-handler COMPLETED: the order is on the bus
-    completed: set[str]  # delivery-handler COMPLETED
+    completed: set[str]  # delivery-handler COMPLETED (the courier's where no delivery function runs)
     line_counts: dict[str, int]  # "role STATUS" -> log lines
     ledger: ledger_mod.Ledger
     duplicates: dict[str, int]  # correlation_id -> deliveries (> 1) at the courier
@@ -99,6 +100,15 @@ def run_lines(lines: list[LogLine], window: RunWindow) -> list[LogLine]:
     return [line for line in notify if window.start - 1 <= line.timestamp_ms / 1000 <= window.end + 5]
 
 
+def delivering_role(topology_name: str) -> str:
+    """Whose COMPLETED line marks an order delivered: the delivery function's, or the courier's
+    where the bus calls the courier itself (an API destination: no delivery function runs)."""
+    try:
+        return "delivery" if lab_topologies.catalogue().get(topology_name).has_delivery_function else "courier"
+    except lab_topologies.CatalogueError:
+        return "delivery"  # an app of the user's own, such as the seed's: it has one
+
+
 def collect(
     topology: TopologyEndpoints,
     window: RunWindow,
@@ -118,7 +128,8 @@ def collect(
     started = idx_notify.get("notification", "START")
     accepted = idx_notify.get("notification", "COMPLETED")
     idx = index_statuses(line for line in lines if line.role != "notification")
-    completed = idx.get("delivery", "COMPLETED") & (started | accepted)
+    done_role = delivering_role(topology.name)
+    completed = idx.get(done_role, "COMPLETED") & (started | accepted)
 
     counts = {f"{role} {status}": n for (role, status), n in sorted(idx_notify.counts.items())}
     counts.update({f"{role} {status}": n for (role, status), n in sorted(idx.counts.items())})
@@ -149,7 +160,7 @@ def collect(
     # Latest delivery-side activity per order: a recent START/FAILED may still retry.
     last_seen: dict[str, int] = {}
     for line in lines:
-        if line.role == "delivery" and line.correlation_id:
+        if line.role == done_role and line.correlation_id:
             last_seen[line.correlation_id] = max(last_seen.get(line.correlation_id, 0), line.timestamp_ms)
     courier_done = idx.get("courier", "COMPLETED")
     delivered = (set(records) | completed | courier_done) & accepted
@@ -194,9 +205,9 @@ def collect(
 
     first_start = {cid: ms for (role, status, cid), ms in idx_notify.first.items() if status == "START"}
     latencies = [
-        (idx.first[("delivery", "COMPLETED", cid)] - first_start[cid]) / 1000
+        (idx.first[(done_role, "COMPLETED", cid)] - first_start[cid]) / 1000
         for cid in completed
-        if cid in first_start and ("delivery", "COMPLETED", cid) in idx.first
+        if cid in first_start and (done_role, "COMPLETED", cid) in idx.first
     ]
     accepted_at = {
         cid: idx_notify.first[("notification", "COMPLETED", cid)] / 1000
@@ -231,7 +242,7 @@ def collect(
         delivered_at=delivered_at,
         courier_calls=courier_calls(lines),
         completed_in_load={
-            cid for cid in completed if idx.first.get(("delivery", "COMPLETED", cid), math.inf) / 1000 <= window.end
+            cid for cid in completed if idx.first.get((done_role, "COMPLETED", cid), math.inf) / 1000 <= window.end
         },
     )
 

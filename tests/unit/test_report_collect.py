@@ -134,3 +134,23 @@ def test_an_app_without_a_courier_table_is_read_from_its_logs_in_its_own_words()
     r = collect(seed, window, lambda _t, service: clients[service], settle_seconds=240, now=NOW)
     assert r.ledger.buckets["delivered"] == {"a"} and r.ledger.buckets["lost"] == {"b"}
     assert any("no courier table" in n for n in r.notes)
+
+
+def test_without_a_delivery_function_the_courier_marks_an_order_delivered():
+    """api-destination: the bus calls the courier itself, so the article's measure and the
+    latency count the courier's COMPLETED lines (the delivery log group stays empty)."""
+    from lab_kernel.topologies import catalogue
+
+    name = next(t.name for t in catalogue().topologies if not t.has_delivery_function)
+    destination = parse({"localstack_url": "http://x", "topologies": {name: {
+        "account": "101010101010", "queues": {"dlq": "q/dlq"}}}}).topology(name)
+    logs = {N: accepted(NOW - 900, "a") + accepted(NOW - 900, "b") + accepted(NOW - 900, "c"),
+            C: [(NOW - 890, line("slow-api", "FAILED", "a")), (NOW - 880, line("slow-api", "COMPLETED", "a"))]}
+    clients = {"logs": Logs(logs), "dynamodb": Dynamo([{"correlation_id": {"S": "a"}, "deliveries": {"N": "1"}}]),
+               "sqs": Sqs({"q/dlq": [json.dumps({"order_id": "o", "meta_data": {"correlation_id": "b"}})]})}
+    window = RunWindow(Path("r"), NOW - 1000, NOW - 400, "smoke", "run1", True)
+    r = collect(destination, window, lambda _t, service: clients[service], settle_seconds=240, now=NOW)
+    assert r.completed == {"a"} and r.actual_success == 1 / 3
+    assert r.latency.count == 1 and 19 < r.latency.p50 < 21
+    assert r.ledger.buckets["delivered"] == {"a"} and r.ledger.buckets["dead_lettered"] == {"b"}
+    assert r.ledger.buckets["lost"] == {"c"}
