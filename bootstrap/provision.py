@@ -308,7 +308,8 @@ def provision_topology(
                                     *delivery_resources)
     role_arns = {fn: ensure_role(c, p, s, f"sls-observe-{fn}-role", doc) for fn, doc in roles.items()}
     for fn in t.FUNCTION_FOLDERS:
-        ensure_log_group(c, p, s, t.log_group(fn))
+        if fn != t.DELIVERY or topo.has_delivery_function:
+            ensure_log_group(c, p, s, t.log_group(fn))
 
     # 2. the courier: table, function, REST API with key and usage plan
     try:
