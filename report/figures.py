@@ -57,7 +57,7 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         return {s.labels.get("topology", ""): s.counted(first, COUNTER_STEP)
                 for s in prom.range(query, first, end, COUNTER_STEP)}
 
-    return Figures(
+    figures = Figures(
         peak_account_concurrency=prom.by_topology(f"max by (topology) (max_over_time(lab_lambda_account_concurrent_executions[{r}]))", end),
         peak_delivery_concurrency=prom.by_topology(
             f'max by (topology) (max_over_time(lab_lambda_concurrent_executions{{function_name="{delivery}"}}[{r}]))', end
@@ -72,6 +72,12 @@ def from_prometheus(prom: Prometheus, endpoints: Endpoints, start: float, end: f
         lowest_delivery_success=prom.by_topology(_lowest_success_query(delivery, r), end),
         source=f"Prometheus {prom.url}",
     )
+    # A labelled counter exists only after its first increment: where the topology's platform was
+    # scraped (its account limit is there) and no throttle or 429 series is, none happened.
+    for counted in (figures.lambda_throttles, figures.courier_429):
+        for topology in figures.account_limit:
+            counted.setdefault(topology, 0.0)
+    return figures
 
 
 def _lowest_success_query(function: str, window: str) -> str:

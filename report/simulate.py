@@ -296,26 +296,32 @@ class _Run:
         account.result.delivery_invocations += 1
         self.at(now, "attempt", account, order, source, now, 1)
 
+    def call_courier(self, now: float, account: _Account) -> tuple[bool, float]:
+        """One request to the courier's API, whoever sends it: (answered 2xx, seconds it took).
+        Refused by the usage plan (429) or by the courier's own throttled function (a 5xx)."""
+        i = self.inputs
+        account.result.courier_calls += 1
+        if not account.admitted_by_usage_plan(now):
+            account.result.courier_429s += 1
+            account.result.refusals_per_second[int(now)] += 1
+            return False, FAILED_CALL_SECONDS
+        if not account.acquire("courier"):
+            return False, FAILED_CALL_SECONDS
+        ok = self.random.random() >= i.courier_failure_rate
+        seconds = self.random.uniform(i.courier_latency_min, i.courier_latency_max) if ok else FAILED_CALL_SECONDS
+        self.at(now + seconds, "release", account, "courier")
+        return ok, seconds
+
     def attempt(self, now: float, account: _Account, order: int, source: tuple, started: float, number: int) -> None:
         i = self.inputs
         deadline = started + i.function_timeout
         if account.breaker is not None and not account.breaker.admit(now):
             self.park(now, account, order, source)
             return
-        account.result.courier_calls += 1
-        if not account.admitted_by_usage_plan(now):
-            account.result.courier_429s += 1
-            account.result.refusals_per_second[int(now)] += 1
-            ok, seconds = False, FAILED_CALL_SECONDS
-        elif not account.acquire("courier"):
-            ok, seconds = False, FAILED_CALL_SECONDS  # the courier's own function throttled
-        else:
-            ok = self.random.random() >= i.courier_failure_rate
-            seconds = self.random.uniform(i.courier_latency_min, i.courier_latency_max) if ok else FAILED_CALL_SECONDS
-            self.at(now + seconds, "release", account, "courier")
-            if ok:
-                # the courier schedules the order even if the caller is killed before the answer
-                account.scheduled[order] += 1
+        ok, seconds = self.call_courier(now, account)
+        if ok:
+            # the courier schedules the order even if the caller is killed before the answer
+            account.scheduled[order] += 1
         if account.breaker is not None and not account.breaker.record(now, ok, seconds, account.result):
             self.park(now + seconds, account, order, source)  # the call that trips the circuit parks
             return
@@ -448,18 +454,7 @@ class _Run:
             self.at(account.destination_pump_at, "destination_pump", account, True)
 
     def destination_call(self, now: float, account: _Account, order: int, retries: int, first_seen: float) -> None:
-        i = self.inputs
-        account.result.courier_calls += 1
-        if not account.admitted_by_usage_plan(now):
-            account.result.courier_429s += 1
-            account.result.refusals_per_second[int(now)] += 1
-            ok, seconds = False, FAILED_CALL_SECONDS
-        elif not account.acquire("courier"):
-            ok, seconds = False, FAILED_CALL_SECONDS  # the courier's own function throttled: a 5xx
-        else:
-            ok = self.random.random() >= i.courier_failure_rate
-            seconds = self.random.uniform(i.courier_latency_min, i.courier_latency_max) if ok else FAILED_CALL_SECONDS
-            self.at(now + seconds, "release", account, "courier")
+        ok, seconds = self.call_courier(now, account)
         if ok:
             account.scheduled[order] += 1
             self.last_direct_delivery = max(self.last_direct_delivery, now + seconds)
