@@ -133,26 +133,30 @@ def handler(event, context):
 """
 
 
-def spans(instance, account: str, function: str, tag: str = "") -> list[tuple[float, float]]:
-    """(start, end) of the invocations of a SPAN_HANDLER function with `tag`, from its logs."""
+def logged_records(instance, account: str, function: str, key: str) -> list[dict]:
+    """The JSON lines a test handler printed with `key` in them, from the function's logs (none
+    while its log group does not exist yet)."""
     logs = instance.client("logs", account=account)
     found = []
-    kwargs = {"logGroupName": f"/aws/lambda/{function}", "filterPattern": "span"}
+    kwargs = {"logGroupName": f"/aws/lambda/{function}", "filterPattern": key}
     try:
         while True:
             page = logs.filter_log_events(**kwargs)
             for event in page["events"]:
                 message = event["message"].strip()
-                if message.startswith("{") and '"span"' in message:
-                    record = json.loads(message)
-                    if record.get("tag", "") == tag:
-                        found.append(tuple(record["span"]))
+                if message.startswith("{") and f'"{key}"' in message:
+                    found.append(json.loads(message))
             if not page.get("nextToken"):
                 break
             kwargs["nextToken"] = page["nextToken"]
     except logs.exceptions.ResourceNotFoundException:
         return []
     return found
+
+
+def spans(instance, account: str, function: str, tag: str = "") -> list[tuple[float, float]]:
+    """(start, end) of the invocations of a SPAN_HANDLER function with `tag`, from its logs."""
+    return [tuple(r["span"]) for r in logged_records(instance, account, function, "span") if r.get("tag", "") == tag]
 
 
 def warm_up(instance, account: str, function: str, environments: int) -> None:

@@ -29,7 +29,7 @@ from bootstrap.resources import (
     ensure_rule,
 )
 from lab_kernel.settings import Settings
-from tests.integration.platform_support import deploy_function, lambda_proxy_api, metric, wait_for
+from tests.integration.platform_support import deploy_function, lambda_proxy_api, logged_records, metric, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -90,28 +90,12 @@ class Wired:
 
     def recorded(self, tag_prefix: str) -> list[dict]:
         """The recorder's log lines whose tag starts with `tag_prefix`, in arrival order."""
-        logs = self.instance.client("logs", account=ACCOUNT)
-        found, kwargs = [], {"logGroupName": f"/aws/lambda/{self.function}", "filterPattern": "recorded"}
-        try:
-            while True:
-                page = logs.filter_log_events(**kwargs)
-                for event in page["events"]:
-                    message = event["message"].strip()
-                    if message.startswith("{") and '"recorded"' in message:
-                        record = json.loads(message)
-                        if record["tag"].startswith(tag_prefix):
-                            found.append(record)
-                if not page.get("nextToken"):
-                    break
-                kwargs["nextToken"] = page["nextToken"]
-        except logs.exceptions.ResourceNotFoundException:
-            return []
-        return sorted(found, key=lambda r: r["recorded"])
+        records = logged_records(self.instance, ACCOUNT, self.function, "recorded")
+        return sorted((r for r in records if r["tag"].startswith(tag_prefix)), key=lambda r: r["recorded"])
 
     def dead_letters(self) -> list[dict]:
-        messages = self.c.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
-                                              MessageAttributeNames=["All"]).get("Messages", [])
-        return messages
+        return self.c.sqs.receive_message(QueueUrl=self.dlq_url, MaxNumberOfMessages=10, WaitTimeSeconds=1,
+                                          MessageAttributeNames=["All"]).get("Messages", [])
 
 
 @pytest.fixture(scope="module")
