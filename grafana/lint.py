@@ -26,18 +26,24 @@ METRIC_RE = re.compile(r"\b((?:lab|emf|locust)_[a-z0-9_]+)\b")
 HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 
+def contract_metrics() -> set[str]:
+    """The families docs/METRICS.md names (`lab_*` from the platform, `emf_*` from the functions)."""
+
+    names: set[str] = set()
+    for line in METRICS_DOC.read_text().splitlines():
+        for cell in (c.strip() for c in line.split("|")):
+            match = re.fullmatch(r"`((?:lab|emf)_[a-z0-9_]+)`", cell)
+            if match:
+                names.add(match.group(1))
+    return names
+
+
 def known_metrics() -> set[str]:
     """Series names the dashboards may use: the platform contract and Locust's exporter."""
 
     from load.metrics import LocustMetrics
 
-    names: set[str] = set()
-    for line in METRICS_DOC.read_text().splitlines():
-        cells = [c.strip() for c in line.split("|")]
-        for cell in cells:
-            match = re.fullmatch(r"`((?:lab|emf)_[a-z0-9_]+)`", cell)
-            if match:
-                names.add(match.group(1))
+    names = contract_metrics()
     locust = LocustMetrics()
     locust.init_topology("any")  # labelled families only list samples once a label set exists
     locust.phase.labels(profile="any")
