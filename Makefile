@@ -72,7 +72,7 @@ preview: venv ## predict a run before it: arithmetic and a simulated run of PROF
 story: venv ## print one order's story: make story ID=<correlation_id> (any app: ACCOUNT=<id> REGION=<region>)
 	@$(PY) -m report story "$(ID)" $(if $(ACCOUNT),--account "$(ACCOUNT)") $(if $(REGION),--region "$(REGION)")
 
-experiment: venv ## smoke load on both topologies, drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min; EXPERIMENT_ORDER=auto|side-by-side|in-turns)
+experiment: venv ## smoke load on the chosen topologies (TOPOLOGIES, with the pair), drain, report; fails if not reproduced (EXPERIMENT_PROFILE=seed: 18 min; EXPERIMENT_ORDER=auto|side-by-side|in-turns)
 	@$(PY) -m report experiment --profile $(EXPERIMENT_PROFILE) --order $(EXPERIMENT_ORDER)
 
 chaos: venv ## failure injection: make chaos ARGS="on --function delivery --mode latency ..." | ARGS=status

@@ -125,6 +125,12 @@ class Catalogue:
             return (choice,)
         raise CatalogueError(f"unknown topology {choice!r}: choose one of {', '.join((*self.names, BOTH))}")
 
+    def with_pair(self, chosen: tuple[str, ...]) -> tuple[str, ...]:
+        """`chosen` and the comparison pair, in the catalogue's order: every topology's verdict
+        compares it with the storm and the remedy, so an experiment runs them too."""
+        wanted = {*chosen, *self.pair}
+        return tuple(n for n in self.names if n in wanted)
+
     @property
     def choices(self) -> tuple[str, ...]:
         return (*self.names, BOTH)

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
             except OrderError as error:
                 print(f"error: {error}", file=sys.stderr)
                 return 2
+        if args.command == "experiment":
+            _judge_against_the_pair()
         if args.command == "experiment" and args.endpoints is None:
             _bring_up_if_down()
         endpoints = endpoints_mod.load(args.endpoints)
@@ -105,6 +107,21 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: LocalStack unreachable ({error.__class__.__name__}): run `make up` first", file=sys.stderr)
         return 2
     return 2
+
+
+def _judge_against_the_pair() -> None:
+    """An experiment judges every topology against the comparison pair (`report.verdict`), so a
+    `$TOPOLOGIES` without it is widened, said once, and exported: `make up` (when the lab is
+    down), the load and the report then see the same choice."""
+    from lab_kernel import topologies
+
+    chosen = topologies.selected()
+    wanted = topologies.catalogue().with_pair(chosen)
+    if wanted != chosen:
+        added = [n for n in wanted if n not in chosen]
+        print(f"experiment: adding {', '.join(added)}: every topology is judged against the comparison pair",
+              flush=True)
+        os.environ[topologies.SELECTION_VARIABLE] = ",".join(wanted)
 
 
 def _bring_up_if_down() -> None:

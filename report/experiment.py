@@ -1,4 +1,5 @@
-"""`python -m report experiment`: smoke load on both topologies, drain, report, verdict.
+"""`python -m report experiment`: smoke load on the chosen topologies and the comparison pair,
+drain, report, verdict.
 
 The topologies run side by side, or in turns where the machine's cores are too few for both at
 once (`report.run_order`, decided by a check measured before the load and printed).
@@ -27,7 +28,7 @@ from report.calibrate import CalibrationError, machine_cores, measure
 from report.capacity import Preview, preview, render_text
 from report.config_sources import ConfigError, gather
 from lab_kernel import topologies as catalogue
-from lab_kernel.endpoints import Endpoints
+from lab_kernel.endpoints import Endpoints, LabNotUp
 from report.figures import PlatformSampler
 from report.overhead import PROBE_ACCOUNT, Overhead, Probe, Sample, summarise
 from report.run_order import AUTO, IN_TURNS, Decision, Work, decide
@@ -41,7 +42,7 @@ def say(message: str) -> None:
 
 @dataclass(frozen=True)
 class DrainState:
-    queued: dict[str, int]  # topology -> messages in its delivery queue (visible+in flight+delayed)
+    queued: dict[str, int]  # topology -> messages in its delivery queue (visible+in flight+delayed), events its API destination holds
     concurrency: dict[str, float]  # topology -> account concurrent executions
     unaccounted: dict[str, float]  # topology -> accepted - delivered - dead-lettered (EMF/platform)
     quiet_for: float  # seconds since any Lambda invocation counter last moved
@@ -57,9 +58,10 @@ class Drainer:
     """Waits until the queues are empty and nothing runs, then for quiet.
 
     Quiet must last `quiet` seconds when every accepted order is already delivered or
-    dead-lettered (by the platform's counters), else `max_quiet` seconds: events can wait unseen in
-    Lambda's async queue between retries (throttle back-off up to 300 s, error retries 1-2 min)
-    and no API lists them. Whatever is still undecided then is what the ledger reports.
+    dead-lettered (by the platform's counters; for an API destination, when it holds nothing),
+    else `max_quiet` seconds: events can wait unseen in Lambda's async queue between retries
+    (throttle back-off up to 300 s, error retries 1-2 min) and no API lists them. Whatever is still
+    undecided then is what the ledger reports.
     """
 
     def __init__(self, endpoints: Endpoints, sampler: PlatformSampler, quiet: float, max_quiet: float = 330.0) -> None:
@@ -114,6 +116,12 @@ class Drainer:
         unaccounted = {
             t: a - delivered.get(t, 0.0) - dead.get(t, 0.0) - dlq.get(t, 0) for t, a in accepted.items()
         }
+        # An API destination has no delivery function to count deliveries, but the platform holds
+        # every event it has not yet delivered or dead-lettered: what it holds is what is undecided.
+        for t, held in latest.get("api_destination_backlog", {}).items():
+            queued[t] = queued.get(t, 0) + int(held)
+            if t in self.endpoints.topologies and catalogue.get(t).wiring == catalogue.API_DESTINATION:
+                unaccounted[t] = held
         return DrainState(queued, dict(latest.get("peak_account_concurrency", {})), unaccounted, now - self._last_change)
 
     def wait(self, timeout: float, progress_every: float = 10.0) -> bool:
@@ -201,14 +209,17 @@ def _wait_first_sample(sampler: PlatformSampler, timeout: float = 20.0) -> None:
         say(f"warning: no sample of /_lab/metrics yet ({sampler.last_error or 'no answer'})")
 
 
-def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str) -> Decision:
-    """The run order (`report.run_order`): the simulated run's work priced at the CPU measured on
-    this machine now (`report.calibrate`), against its cores. Measured even when the order is
-    forced, so the report says what the check would have chosen."""
+def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str,
+                 chosen: tuple[str, ...] | None = None) -> Decision:
+    """The run order (`report.run_order`): the simulated work of the chosen topologies (default:
+    the pair) priced at the CPU measured on this machine now (`report.calibrate`), against its
+    cores. Measured even when the order is forced, so the report says what the check would have
+    chosen."""
     cores = machine_cores()
     sim = prev.simulation if prev is not None else None
+    chosen = chosen or catalogue.catalogue().pair
     work = [Work(t.topology, t.invocations_per_second, t.refusals_per_second)
-            for t in ((sim.no_flow_control, sim.flow_control) if sim is not None else ())]
+            for name, t in (sim.topologies.items() if sim is not None else ()) if name in chosen]
     cost = None
     if work and NFC in endpoints.topologies:
         try:
@@ -225,7 +236,7 @@ def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str) -> 
 class Turn:
     """One load and its drain: both topologies at once, or one of them alone."""
 
-    topology: str  # "both", or the topology that ran alone
+    topology: str  # the topology that ran alone, or the chosen ones comma-separated (side by side)
     code: int
     folder: Path | None
     start: float
@@ -241,6 +252,12 @@ def experiment(
     order: str = AUTO,
     check_only: bool = False,
 ) -> int:
+    # the chosen topologies and the pair they are judged against, in the catalogue's order
+    chosen = catalogue.catalogue().with_pair(catalogue.selected())
+    missing = [t for t in chosen if t not in endpoints.topologies]
+    if missing:
+        raise LabNotUp(f"{', '.join(missing)} not up (the lab runs {', '.join(endpoints.topologies)}): "
+                       f"run `make down`, then `{catalogue.SELECTION_VARIABLE}={','.join(chosen)} make up`")
     predicted_drain = None
     prev = None
     try:
@@ -262,12 +279,14 @@ def experiment(
         drain_timeout = max(900.0, 3 * (predicted_drain or 0) + 330 + 120)
     # before the sampler and the drainer take their baselines: the calibration's own orders and
     # 429s are then no part of the run's counts
-    decision = choose_order(endpoints, prev, order)
+    decision = choose_order(endpoints, prev, order, chosen)
     say(f"run order: {decision.reason}")
     if check_only:
         return 0
-    # in turns, the storm's topology first: the overhead probe measures the emulator beside it
-    plan = [t for t in catalogue.names() if t in endpoints.topologies] if decision.in_turns else ["both"]
+    # in turns, the storm's topology first (the catalogue's order): the overhead probe measures
+    # the emulator beside it; side by side, one load drives every chosen topology at once
+    together = catalogue.BOTH if chosen == catalogue.catalogue().pair else ",".join(chosen)
+    plan = list(chosen) if decision.in_turns else [together]
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
     probe, idle, overhead = _start_probe(endpoints)
@@ -279,7 +298,7 @@ def experiment(
             if len(plan) > 1:
                 say(f"turn {number}/{len(plan)}: {topology} alone")
             drainer = Drainer(endpoints, sampler, quiet)  # baseline counters before the load
-            beside_storm = probe is not None and topology in ("both", NFC)
+            beside_storm = probe is not None and (not decision.in_turns or topology == NFC)
             if beside_storm:
                 probe.start()
                 probing = True

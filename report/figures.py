@@ -191,7 +191,8 @@ class PlatformSampler:
 
 
 def counters_now(m: dict, delivery: str) -> dict[str, dict[str, float]]:
-    """Raw counter totals, for the drain's "has anything happened lately" test."""
+    """Raw counter totals, for the drain's "has anything happened lately" test, and what the API
+    destinations still hold (a gauge: the drain's "is anything still waiting")."""
     destinations = m.get("lab_lambda_destination_deliveries_total", {})
     dead = {
         k: v for k, v in destinations.items() if dict(k).get("destination_type") in ("on_failure", "dlq")
@@ -202,6 +203,7 @@ def counters_now(m: dict, delivery: str) -> dict[str, dict[str, float]]:
         "orders_accepted_total": _by_topology(m.get("emf_orders_accepted_total", {})),
         "orders_delivered_total": _by_topology(m.get("emf_orders_delivered_total", {})),
         "dead_lettered_total": _by_topology(dead),
+        "api_destination_backlog": _by_topology(m.get("lab_events_api_destination_backlog", {})),
     }
 
 

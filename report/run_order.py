@@ -227,10 +227,11 @@ def decide(
     machine = (f"this machine has {cores:g} cores; within {STRETCH_CEILING:g}x of unloaded latency they take "
                f"{room:.2f} ({ceiling:.0%}, Erlang C)")
     heaviest = max(alone.items(), key=lambda item: item[1].cores)
+    together = "both topologies" if len(work) == 2 else f"all {len(work)} topologies"
     if fits:
-        said = f"side by side: {what} needs about {both.cores:.2f} cores at its peak with both topologies at once"
+        said = f"side by side: {what} needs about {both.cores:.2f} cores at its peak with {together} at once"
     else:
-        said = (f"in turns: {what} needs about {both.cores:.2f} cores at its peak with both topologies at once, "
+        said = (f"in turns: {what} needs about {both.cores:.2f} cores at its peak with {together} at once, "
                 f"{heaviest[1].cores:.2f} for {heaviest[0]} alone")
         if heaviest[1].cores > room:
             said += " (even alone more than the cores take: that turn may be stretched too)"

@@ -195,9 +195,10 @@ def _send_event(fn, self: EventsApiDestinationTargetSender, event, trace_header)
 
 
 def backlog() -> dict[str, int]:
-    """Events waiting per API destination ARN (tests, diagnostics)."""
+    """Events not yet delivered or dead-lettered per API destination ARN: waiting at the rate
+    limit, between retries, or being sent (the metrics' backlog gauge, tests, diagnostics)."""
     with _lock:
-        return {arn: len(d.schedule) for arn, d in _destinations.items()}
+        return {arn: d.schedule.undecided() for arn, d in _destinations.items()}
 
 
 def patches() -> Patches:

@@ -102,6 +102,7 @@ class DestinationSchedule:
         self._heap: list[Delivery] = []
         self._sequence = itertools.count()
         self._lock = threading.Lock()
+        self._in_flight = 0  # taken, not yet answered
 
     def set_rate(self, rate: float) -> None:
         if rate != self.bucket.rate:
@@ -118,6 +119,11 @@ class DestinationSchedule:
         with self._lock:
             return len(self._heap)
 
+    def undecided(self) -> int:
+        """Events whose fate is not known yet: waiting (rate limit, back-off) or being sent."""
+        with self._lock:
+            return len(self._heap) + self._in_flight
+
     def take(self) -> list[Delivery]:
         """The due events that may be sent now, earliest first, each with a token taken."""
         now = self.clock()
@@ -125,6 +131,7 @@ class DestinationSchedule:
         with self._lock:
             while self._heap and self._heap[0].due <= now and self.bucket.try_take():
                 out.append(heapq.heappop(self._heap))
+            self._in_flight += len(out)
         return out
 
     def wait(self) -> float | None:
@@ -140,6 +147,8 @@ class DestinationSchedule:
     def answered(self, delivery: Delivery, status: int | None, policy: RetryPolicy) -> Verdict:
         """The request for `delivery` was answered `status` (None: none in time). A retry goes
         back on the schedule; the verdict says what became of the event."""
+        with self._lock:
+            self._in_flight -= 1
         if status is not None and 200 <= status <= 299:
             return Verdict()
         if not retriable(status):

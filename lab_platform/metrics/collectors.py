@@ -1,4 +1,5 @@
-"""Gauges read live at scrape time: Lambda concurrency and the SQS queue depths.
+"""Gauges read live at scrape time: Lambda concurrency, the SQS queue depths and what the
+API destinations hold.
 
 Reading LocalStack's own state (CountingService trackers, SQS queue models) when Prometheus
 scrapes means the gauges are never stale and cost nothing between scrapes.
@@ -17,6 +18,7 @@ from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from lab_platform import account_limits, lambda_service
+from lab_platform.api_destination import patch as api_destination
 from lab_platform.metrics.registry import REGISTRY
 
 LOG = logging.getLogger(__name__)
@@ -131,6 +133,23 @@ class SqsQueueCollector(Collector):
         yield age
 
 
+class ApiDestinationBacklogCollector(Collector):
+    """Events each API destination holds: AWS publishes no such metric, but its absence is why a
+    drain could not tell "all sent" from "waiting out a back-off" (report.experiment)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "lab_events_api_destination_backlog",
+            "Events an API destination holds: waiting at its rate limit, between retries, or being sent",
+            labels=["account", "region", "api_destination"],
+        )
+        for arn, events in sorted(api_destination.backlog().items()):
+            # arn:aws:events:region:account:api-destination/name/uuid
+            _, _, _, region, account, resource = arn.split(":", 5)
+            family.add_metric([account, region, resource.split("/")[1]], events)
+        yield family
+
+
 _registered = False
 
 
@@ -139,4 +158,5 @@ def register() -> None:
     if not _registered:
         REGISTRY.register(LambdaConcurrencyCollector())
         REGISTRY.register(SqsQueueCollector())
+        REGISTRY.register(ApiDestinationBacklogCollector())
         _registered = True

@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import io
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+import requests
 from botocore.exceptions import ClientError
 
 from bootstrap import topology as t
 from bootstrap.progress import Progress
 from bootstrap.provision import provision_all
+from lab_kernel import endpoints as contract
 from lab_kernel.settings import Settings
 from lab_kernel.topologies import catalogue
 from labctl.localstack_host import account_limits
+from report.story import find, format_story
 from tests.integration.platform_support import deploy_function
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -29,6 +33,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 FIXES = tuple(topo for topo in catalogue().topologies if topo.name not in catalogue().pair)
 LIMITED_ACCOUNT = "121212121212"  # a scratch account with a limit of its own: 2
 UNLIMITED_ACCOUNT = "131313131313"  # a scratch account on the process's limit
+ORDER = {"order_id": "o-story", "items": [{"sku": "widget-7", "qty": 2}], "customer": "alice"}
 SLEEPER = """
 import time
 
@@ -68,11 +73,16 @@ def instance(localstack_with):
     return localstack_with(LAB_ACCOUNT_CONCURRENCY_BY_ACCOUNT=limits)
 
 
-def test_each_fix_is_provisioned_as_its_catalogue_entry_says(instance):
-    settings = Settings.load()
+@pytest.fixture(scope="module")
+def endpoints(instance) -> dict:
+    """The fixes provisioned as `make up TOPOLOGIES=all` provisions them: the endpoints record."""
     assert FIXES, "the catalogue has no topology beyond the comparison pair"
-    endpoints = provision_all(instance.url, settings, endpoints_file=None, topologies=FIXES,
-                              progress=Progress(out=io.StringIO()))
+    return provision_all(instance.url, Settings.load(), endpoints_file=None, topologies=FIXES,
+                         progress=Progress(out=io.StringIO()))
+
+
+def test_each_fix_is_provisioned_as_its_catalogue_entry_says(instance, endpoints):
+    settings = Settings.load()
     assert set(endpoints["topologies"]) == {topo.name for topo in FIXES}
     for topo in FIXES:
         lam = instance.client("lambda", account=topo.account)
@@ -131,3 +141,37 @@ def test_an_account_limit_of_its_own_decides_throttles(instance):
     # 4 calls of 3 s at once: 2 run, 2 are refused in the account limited to 2; none elsewhere
     assert _throttled(instance, LIMITED_ACCOUNT, limited, 4) == 2
     assert _throttled(instance, UNLIMITED_ACCOUNT, unlimited, 4) == 0
+
+
+def test_each_fix_tells_an_orders_story_to_the_couriers_completed_line(instance, endpoints):
+    """`make story` on every fix: the order's lines, found by its correlation_id in the fix's own
+    account, reach the courier's COMPLETED line (through a delivery function, or straight from
+    the API destination)."""
+    lab = contract.parse(endpoints)
+    sent = {}
+    for topo in FIXES:
+        answer = requests.post(lab.topology(topo.name).notify_url, json=dict(ORDER, order_id=f"story-{topo.name}"),
+                               timeout=30)
+        assert answer.status_code == 200, (topo.name, answer.text)
+        sent[topo.name] = answer.json()["correlation_id"]
+
+    def courier_completed(name: str) -> list | None:
+        found = find([lab.topology(name)], lambda t: instance.client("logs", account=t.account), sent[name])
+        lines = found[1] if found else []
+        return lines if any(l.service == "slow-api" and l.status == "COMPLETED" for l in lines) else None
+
+    deadline = time.monotonic() + 150  # the delivery's retries (3-8 s apart, 5 attempts) and log delivery
+    stories: dict[str, list] = {}
+    while len(stories) < len(sent) and time.monotonic() < deadline:
+        for name in sent.keys() - stories.keys():
+            if (lines := courier_completed(name)) is not None:
+                stories[name] = lines
+        time.sleep(2)
+    assert stories.keys() == sent.keys(), f"no courier COMPLETED line for {sorted(sent.keys() - stories.keys())}"
+    for name, lines in stories.items():
+        text = format_story(sent[name], lines, name)
+        statuses = text.splitlines()[-1]
+        assert statuses.startswith("statuses: notify-handler:START") and "notify-handler:COMPLETED" in statuses, text
+        assert "slow-api:COMPLETED" in statuses, text
+        # a delivery function, where the fix has one, told its part of the story too
+        assert ("delivery-handler:COMPLETED" in statuses) == catalogue().get(name).has_delivery_function, text

@@ -111,8 +111,16 @@ def test_events_put_at_once_reach_the_courier_at_the_destination_rate(wired):
     wait_for(lambda: len(wired.recorded("warm-")) >= 4, 30, "the warm-up requests")  # 3 + the API's own
     count = 40
     wired.put(rule, [{"tag": f"paced-{i}"} for i in range(count)])
+
+    def held() -> float:
+        return metric(wired.instance.url, "lab_events_api_destination_backlog", account=ACCOUNT, api_destination=rule)
+
+    # what the destination holds is published while it paces them (about 4 s at 10/s) ...
+    assert wait_for(lambda: held() > count / 4, 3, "the backlog gauge while the events wait their turn")
     records = wait_for(lambda: (r := wired.recorded("paced-")) and len(r) >= count and r, 60,
                        f"{count} paced requests at the recorder")
+    # ... and nothing once every event has been answered
+    wait_for(lambda: held() == 0, 15, "an empty backlog once every event is answered")
     times = [r["recorded"] for r in records]
     # the most requests that arrived inside any one second
     busiest = max(sum(1 for t in times if start <= t < start + 1) for start in times)

@@ -80,6 +80,21 @@ def test_a_retriable_answer_comes_back_later_and_a_success_ends_it():
     assert len(schedule) == 0
 
 
+def test_an_event_is_undecided_from_its_arrival_until_its_answer_ends_it():
+    clock = Clock()
+    schedule = DestinationSchedule(10, clock, random.Random(1))
+    delivery = schedule.add("order")
+    assert schedule.undecided() == 1 and len(schedule) == 1
+    schedule.take()
+    assert schedule.undecided() == 1 and len(schedule) == 0  # being sent: still undecided
+    schedule.answered(delivery, 429, RetryPolicy())
+    assert schedule.undecided() == 1  # back on the schedule for its retry
+    clock.now += BACKOFF_CAP_SECONDS
+    schedule.take()
+    schedule.answered(delivery, 400, RetryPolicy())
+    assert schedule.undecided() == 0
+
+
 def test_a_final_error_ends_at_once():
     schedule = DestinationSchedule(10, Clock())
     delivery = schedule.add("order")

@@ -30,6 +30,18 @@ def test_the_catalogue_names_the_pair_and_its_wirings() -> None:
         cat.select("all")
 
 
+def test_an_experiment_runs_the_chosen_topologies_with_the_pair_in_the_catalogues_order() -> None:
+    cat = topologies.catalogue()
+    others = [n for n in cat.names if n not in cat.pair]
+    assert cat.with_pair(()) == cat.pair
+    assert cat.with_pair((cat.remedy,)) == cat.pair
+    if others:  # the lab's catalogue has more than the pair: one of them brings the pair along
+        widened = cat.with_pair((others[-1],))
+        assert set(widened) == {*cat.pair, others[-1]}
+        assert list(widened) == [n for n in cat.names if n in widened]
+    assert cat.with_pair(cat.names) == cat.names
+
+
 def _with(change) -> dict:
     data = json.loads(json.dumps(RAW))
     change(data)
