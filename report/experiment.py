@@ -209,15 +209,12 @@ def _wait_first_sample(sampler: PlatformSampler, timeout: float = 20.0) -> None:
         say(f"warning: no sample of /_lab/metrics yet ({sampler.last_error or 'no answer'})")
 
 
-def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str,
-                 chosen: tuple[str, ...] | None = None) -> Decision:
-    """The run order (`report.run_order`): the simulated work of the chosen topologies (default:
-    the pair) priced at the CPU measured on this machine now (`report.calibrate`), against its
-    cores. Measured even when the order is forced, so the report says what the check would have
-    chosen."""
+def choose_order(endpoints: Endpoints, prev: Preview | None, requested: str, chosen: tuple[str, ...]) -> Decision:
+    """The run order (`report.run_order`): the simulated work of the chosen topologies priced at
+    the CPU measured on this machine now (`report.calibrate`), against its cores. Measured even
+    when the order is forced, so the report says what the check would have chosen."""
     cores = machine_cores()
     sim = prev.simulation if prev is not None else None
-    chosen = chosen or catalogue.catalogue().pair
     work = [Work(t.topology, t.invocations_per_second, t.refusals_per_second)
             for name, t in (sim.topologies.items() if sim is not None else ()) if name in chosen]
     cost = None

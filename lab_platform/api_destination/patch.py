@@ -175,7 +175,7 @@ def _describe(sender: EventsApiDestinationTargetSender) -> tuple[dict[str, Any],
         return existing.described, existing
     events = connect_to(aws_access_key_id=extract_account_id_from_arn(arn),
                         region_name=extract_region_from_arn(arn)).events
-    described = events.describe_api_destination(Name=arn.split(":")[-1].split("/")[1])
+    described = events.describe_api_destination(Name=destination_name(arn))
     rate = float(described.get("InvocationRateLimitPerSecond") or DEFAULT_RATE)
     destination = existing or _destination(arn, rate)
     destination.schedule.set_rate(rate)
@@ -192,6 +192,11 @@ def _send_event(fn, self: EventsApiDestinationTargetSender, event, trace_header)
     headers[TRACE_HEADER_KEY] = trace_header.to_header_str()
     destination.add(_Request(described.get("HttpMethod", "GET"), endpoint, json.dumps(event or {}), headers,
                              self.target, self.rule_arn))
+
+
+def destination_name(arn: str) -> str:
+    """arn:aws:events:region:account:api-destination/name/uuid -> name."""
+    return arn.split(":")[-1].split("/")[1]
 
 
 def backlog() -> dict[str, int]:

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from localstack import config
 from localstack.services.lambda_.invocation.models import lambda_stores
 from localstack.services.sqs.models import sqs_stores
+from localstack.utils.aws.arns import extract_account_id_from_arn, extract_region_from_arn
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -144,9 +145,8 @@ class ApiDestinationBacklogCollector(Collector):
             labels=["account", "region", "api_destination"],
         )
         for arn, events in sorted(api_destination.backlog().items()):
-            # arn:aws:events:region:account:api-destination/name/uuid
-            _, _, _, region, account, resource = arn.split(":", 5)
-            family.add_metric([account, region, resource.split("/")[1]], events)
+            family.add_metric([extract_account_id_from_arn(arn), extract_region_from_arn(arn),
+                               api_destination.destination_name(arn)], events)
         yield family
 
 
