@@ -127,8 +127,12 @@ def test_events_put_at_once_reach_the_courier_at_the_destination_rate(wired):
     achieved = (len(times) - 1) / (times[-1] - times[0])
     print(f"\n{count} events put at once: {achieved:.1f} requests/s at the recorder (limit {RATE}), "
           f"busiest second {busiest}")
-    # one arrival of slack for the recorder's own latency jitter; unpaced, all 40 land in one second
-    assert busiest <= RATE + 1, times
+    # The gateway stamps requestTimeEpoch after its own handler chain, inside the emulator's one
+    # process: that stamp lags the send by a varying 0-300 ms when the emulator is busy (CI saw a
+    # busiest second of 12, a run beside a load 13), one extra arrival per 100 ms at 10/s. Three
+    # arrivals of slack still fail a bucket with any burst worth the name (a burst of 10 puts 20
+    # in the first second) and an unpaced destination (all 40 in one second).
+    assert busiest <= RATE + 3, times
     assert achieved <= RATE * 1.1, times
     assert {r["key"] for r in records} == {KEY}, "the connection's API key header was not sent"
     assert sorted(r["tag"] for r in records) == sorted(f"paced-{i}" for i in range(count)), \
