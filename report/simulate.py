@@ -28,7 +28,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 
 from bootstrap.topology import BREAKER_RETRY_VISIBILITY_TIMEOUT, COURIER_DESTINATION_RATE
-from lab_breaker import BreakerSettings
+from lab_breaker import BreakerSettings, park_delay
 
 from lab_kernel.topologies import API_DESTINATION, ASYNC_INVOKE, SQS_ESM, Topology, Wiring, catalogue, selected
 from lab_platform.api_destination.schedule import RetryPolicy, backoff
@@ -126,7 +126,8 @@ class _Breaker:
     first call after it moves to HALF_OPEN and is the probe. HALF_OPEN lets one probe at a time
     through (a lease held while the call runs) and refuses the rest; a failed probe opens the
     circuit again, `success_threshold` successful probes close it. A refused call is parked: the
-    delivery function puts the order on the retry queue with a delay of the timeout and returns.
+    delivery function puts the order on the retry queue with a delay that grows with each park
+    (lab_breaker.park_delay: the timeout up to the timeout doubled per park, jittered) and returns.
 
     One approximation: the circuit learns a call's outcome when the call starts (failures answer in
     50 ms, so only a success's 0-2 s is skipped), except the probe lease, held for the whole call.
@@ -268,6 +269,7 @@ class _Run:
         # (whole second they become visible -> orders), one event per second however many park
         self.parked: deque[int] = deque()
         self.parked_due: dict[int, list[int]] = {}
+        self.parks: Counter[int] = Counter()  # times each order was parked: its next delay grows
         self.orders = 0
         self.now = 0.0  # the time of the event being handled
         self.last_direct_delivery = 0.0  # API destination: when the courier's last success answered
@@ -371,7 +373,13 @@ class _Run:
         and the invocation returns normally (Lambda counts a success; no async retry)."""
         account.result.parked += 1
         self.at(now, "end", account, order, source, PARKED)
-        self.retry_later(now + BREAKER.reset_timeout_s, account, [order])
+        self.retry_later(now + self.park_delay(order), account, [order])
+
+    def park_delay(self, order: int) -> int:
+        """The delivery function's own delay (lab_breaker.park_delay): longer at each park."""
+        delay = park_delay(self.parks[order], BREAKER.reset_timeout_s, self.random)
+        self.parks[order] += 1
+        return delay
 
     def retry_later(self, when: float, account: _Account, orders: list[int]) -> None:
         """The orders become visible on the retry queue at `when`'s next whole second."""
@@ -420,7 +428,7 @@ class _Run:
     def park_all(self, now: float, account: _Account) -> None:
         """The circuit is open: each visible parked order's invocation parks it again at once, no
         courier call, taking no time, so one free environment serves them all. Played out in one
-        step (the seed ramp parks millions of times), the orders coming back together."""
+        step, each order coming back after its own delay."""
         if account.full("delivery"):
             return  # the next invocation's end polls again
         count = len(self.parked)
@@ -429,7 +437,8 @@ class _Run:
         r.parked += count
         r.invocations_per_second[int(now)] += count
         account.outcome(now, True, count)
-        self.retry_later(now + BREAKER.reset_timeout_s, account, list(self.parked))
+        for order in self.parked:
+            self.retry_later(now + self.park_delay(order), account, [order])
         self.parked.clear()
 
     # --- API destination: EventBridge calls the courier itself, paced, retrying ------------------

@@ -185,6 +185,7 @@ class Dispatcher:
             except Exception as error:
                 if not is_throttle(error) or self.stop.is_set():
                     raise
+                self.limit.throttled()  # AWS backs off by allocating fewer concurrent batches
                 if time.monotonic() + pause >= deadline:
                     raise  # give up: the messages become visible again, as on AWS
                 self.stop.wait(pause)

@@ -21,7 +21,7 @@ from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from lab_breaker import CircuitBreakerError, courier_breaker, enabled_by_env, park_order
+from lab_breaker import CircuitBreakerError, courier_breaker, enabled_by_env, park_delay, park_order
 from lab_faults import inject_faults
 from tenacity import (
     RetryCallState,
@@ -125,8 +125,9 @@ def acceptance_latency_ms(accepted_at: str | None, now: datetime | None = None) 
     return ((now or datetime.now(UTC)) - accepted).total_seconds() * 1000.0
 
 
-def deliver(detail: dict[str, Any]) -> dict[str, Any]:
-    """Deliver one order (an event detail) to the courier; raise if it finally failed."""
+def deliver(detail: dict[str, Any], parks: int = 0) -> dict[str, Any]:
+    """Deliver one order (an event detail) to the courier; raise if it finally failed. `parks`:
+    how often the circuit breaker parked this order already."""
     meta = detail.get("meta_data") or {}
     correlation_id = str(meta.get("correlation_id") or "undefined")
     logger.set_correlation_id(correlation_id)
@@ -138,7 +139,7 @@ def deliver(detail: dict[str, Any]) -> dict[str, Any]:
         api_key = parameters.get_secret(API_KEY_SECRET, max_age=PARAMETERS_MAX_AGE_SECONDS)
         courier_answer = try_api_delivery(endpoint, api_key, correlation_id, body)
     except CircuitBreakerError as error:
-        return park(detail, error)
+        return park(detail, error, parks)
     except requests.RequestException as error:
         status = error.response.status_code if error.response is not None else None
         metrics.add_metric(name="DeliveryFailed", unit=MetricUnit.Count, value=1)
@@ -164,23 +165,27 @@ def deliver(detail: dict[str, Any]) -> dict[str, Any]:
     return courier_answer
 
 
-def park(detail: dict[str, Any], error: Exception) -> dict[str, Any]:
+def park(detail: dict[str, Any], error: Exception, parks: int) -> dict[str, Any]:
     """The breaker's fallback: keep the order on the retry queue (an EventBridge-shaped envelope,
-    so the redrive mapping brings it back through record_handler) instead of dropping it."""
+    so the redrive mapping brings it back through record_handler) instead of dropping it. The
+    envelope counts the parks, so each one waits longer (lab_breaker.park_delay)."""
     import boto3
 
-    envelope = {"source": "lab.circuit-breaker", "detail-type": "notify-order", "detail": detail}
+    envelope = {"source": "lab.circuit-breaker", "detail-type": "notify-order", "detail": detail,
+                "parks": parks + 1}
+    delay = park_delay(parks, breaker.settings.reset_timeout_s)
     message_id = park_order(boto3.client("sqs"), breaker.settings.retry_queue_url, envelope,
-                            str(error), delay_seconds=int(breaker.settings.reset_timeout_s))
+                            str(error), delay_seconds=delay)
     logger.warning({"status": "PARKED", "message": f"circuit open, order parked: {error}",
-                    "retry_message_id": message_id})
+                    "retry_message_id": message_id, "parks": parks + 1, "delay_seconds": delay})
     return {"parked": True, "retry_message_id": message_id}
 
 
 def record_handler(record: SQSRecord) -> dict[str, Any]:
-    """One SQS message = one EventBridge event put on the queue by the rule."""
+    """One SQS message = one EventBridge event put on the queue by the rule, or an order the
+    circuit breaker parked (its envelope also counts the parks)."""
     envelope = json.loads(record.body)
-    return deliver(envelope["detail"])
+    return deliver(envelope["detail"], int(envelope.get("parks", 0)))
 
 
 def is_sqs_batch(event: dict[str, Any]) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import threading
 import time
 
@@ -13,6 +14,7 @@ from lab_breaker import (
     FallbackUnavailable,
     SharedCircuitBreaker,
     TransitionLogger,
+    park_delay,
     park_order,
 )
 from pybreaker import CircuitBreakerListener
@@ -189,6 +191,18 @@ def test_fallback_parks_the_order_on_the_retry_queue(aws):
     assert messages[0]["MessageAttributes"]["lab_parked_reason"]["StringValue"] == "circuit open"
     with pytest.raises(FallbackUnavailable):
         park_order(sqs, None, order, "circuit open")
+
+
+def test_a_parked_order_waits_at_least_the_timeout_and_longer_each_park():
+    rng = random.Random(7)
+    for parks, high in ((0, 20), (1, 40), (2, 80), (5, 640), (6, 900), (10_000, 900)):
+        delays = [park_delay(parks, 10.0, rng) for _ in range(400)]
+        assert min(delays) >= 10 and max(delays) <= high, (parks, min(delays), max(delays))
+        # jittered: a herd parked together comes back spread over the whole window
+        assert max(delays) - min(delays) >= (high - 10) * 0.8, (parks, min(delays), max(delays))
+    assert park_delay(0, 0.0, rng) == 0
+    with pytest.raises(ValueError):
+        park_delay(-1, 10.0)
 
 
 def test_the_roles_grant_the_names_the_breaker_and_fault_injection_use():

@@ -20,7 +20,7 @@ COURIER = "http://courier.test/_aws/execute-api/abc/Prod/slow"
 
 @pytest.fixture
 def app(monkeypatch):
-    fake_aws_environment(monkeypatch, CIRCUIT_BREAKER="on", CB_TABLE="lab-circuit-breaker", CB_TIMEOUT_SECONDS="2")
+    fake_aws_environment(monkeypatch, CIRCUIT_BREAKER="on", CB_TABLE="lab-circuit-breaker", CB_TIMEOUT_SECONDS="1")
     monkeypatch.delenv("AWS_LAMBDA_FUNCTION_NAME", raising=False)
     with mock_aws():
         boto3.client("ssm").put_parameter(Name="/sls-observe/delivery/endpoint", Value=COURIER, Type="String")
@@ -66,12 +66,17 @@ def test_open_circuit_stops_retries_and_parks_the_order_for_redelivery(app):
     assert len(responses.calls) == 3
 
     sqs = boto3.client("sqs")
-    # parked with a delay of the reset timeout: back when the circuit may be half-open
+    # parked for at least the reset timeout (back when the circuit may be half-open), at most
+    # twice it on a first park (lab_breaker.park_delay)
     assert "Messages" not in sqs.receive_message(QueueUrl=app.queue)
-    time.sleep(2.1)
-    messages = sqs.receive_message(QueueUrl=app.queue, MaxNumberOfMessages=10)["Messages"]
+    messages: list[dict] = []
+    deadline = time.monotonic() + 2.5
+    while len(messages) < 2 and time.monotonic() < deadline:
+        messages += sqs.receive_message(QueueUrl=app.queue, MaxNumberOfMessages=10).get("Messages", [])
+        time.sleep(0.1)
     parked = [json.loads(m["Body"]) for m in messages]
     assert sorted(p["detail"]["order_id"] for p in parked) == ["o-1", "o-2"]
+    assert [p["parks"] for p in parked] == [1, 1], "the envelope counts the parks, so the next waits longer"
 
     # courier back and circuit forced closed: the parked envelope, coming back as an SQS record
     # through the redrive mapping, is delivered by the unchanged record handler

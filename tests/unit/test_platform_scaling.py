@@ -6,6 +6,7 @@ import pytest
 
 from lab_platform.sqs_esm.concurrency import (
     INITIAL_CONCURRENCY,
+    BACKED_OFF_FLOOR,
     MAX_CONCURRENCY,
     ConcurrencyLimit,
 )
@@ -119,3 +120,33 @@ def test_is_throttle_follows_the_cause_chain():
     assert is_throttle(http)
     assert not is_throttle(chained(ValueError("boom"), SenderError("x"), BatchFailureError()))
     assert not is_throttle(ClientError({"Error": {"Code": "ResourceNotFoundException"}}, "Invoke"))
+
+
+def test_throttles_take_batches_from_the_allowance_and_the_scale_up_wins_them_back():
+    clock = Clock()
+    limit = ConcurrencyLimit(None, clock=clock)
+    limit.saw_messages()
+    clock.now = 60
+    assert limit.allowed() == 305
+    for _ in range(100):
+        limit.throttled()
+    assert limit.allowed() == 205  # one batch fewer per throttle
+    clock.now = 70
+    assert limit.allowed() == 305 + 50 - 100 + 50  # 10 s of scale-up (50) grow and win back alike
+    for _ in range(10_000):
+        limit.throttled()
+    assert limit.allowed() == BACKED_OFF_FLOOR  # never below AWS's fewest batches
+    clock.now = 200  # 353 batches taken, 130 s to win them back at 5 a second
+    assert limit.allowed() == 1005  # fully won back: the scale-up alone bounds it again
+
+
+def test_a_capped_mapping_backs_off_below_its_maximum_and_returns_to_it():
+    clock = Clock()
+    limit = ConcurrencyLimit(10, clock=clock)
+    for _ in range(5):
+        limit.throttled()
+    assert limit.allowed() == 5
+    clock.now = 0.6  # 300 a minute: 3 batches back
+    assert limit.allowed() == 8
+    clock.now = 5
+    assert limit.allowed() == 10

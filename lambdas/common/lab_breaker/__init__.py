@@ -15,7 +15,7 @@ from typing import Any
 from pybreaker import CircuitBreakerError
 
 from .breaker import BreakerSettings, SharedCircuitBreaker, TransitionLogger, enabled_by_env
-from .fallback import FallbackUnavailable, park_order
+from .fallback import FallbackUnavailable, park_delay, park_order
 from .storage import DynamoDBCircuitStorage
 
 
@@ -38,5 +38,6 @@ __all__ = [
     "TransitionLogger",
     "courier_breaker",
     "enabled_by_env",
+    "park_delay",
     "park_order",
 ]
