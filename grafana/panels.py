@@ -162,6 +162,17 @@ def catalogue(account_limit: int) -> tuple[PanelSpec, ...]:
             ((None, GREEN),), width=18, topologies=DESTINATION_TOPOLOGIES,
         ),
         PanelSpec(
+            "destination-backlog", "API destination: events held",
+            "Events the API destination holds and has not delivered or dead-lettered: waiting for "
+            "the rate limit, waiting out a retry's back-off, or being sent. It grows while orders "
+            "arrive faster than InvocationRateLimitPerSecond and falls back to 0 once every event "
+            "is answered (AWS publishes no such metric; the lab's drain waits for it).",
+            "short",
+            (Query("sum by (api_destination) (lab_events_api_destination_backlog{{sel}})",
+                   "{{api_destination}}"),),
+            ((None, GREEN), (100, ORANGE), (1000, RED)), width=12, topologies=DESTINATION_TOPOLOGIES,
+        ),
+        PanelSpec(
             "account-concurrency", "Account concurrency vs limit",
             "ConcurrentExecutions of the whole account against its limit (the article's graph "
             "peaked at 788 of 1,000).",
