@@ -25,7 +25,7 @@ from load.metrics import LocustMetrics
 from load.profiles import PROFILES_FILE, Profile, ProfileError, get_profile
 from load.shape import REQUEST_TIMEOUT, ShapePlan
 from load.stats import RunStats
-from load.targets import ENDPOINTS_FILE, TargetError, load_targets
+from load.targets import TargetError, load_targets
 
 SHORT = {t.name: t.short for t in catalogue().topologies}  # order ids: <run>-<short>-<n>
 
@@ -60,7 +60,8 @@ def _options(parser) -> None:
     group.add_argument("--lab-profile", default="seed", help="profile in --profiles-file")
     group.add_argument("--lab-topology", default="both", help="a topology, both, all or a,b")
     group.add_argument("--lab-profiles-file", default=str(PROFILES_FILE))
-    group.add_argument("--lab-endpoints", default=str(ENDPOINTS_FILE), help=".lab/endpoints.json")
+    group.add_argument("--lab-endpoints", default="",
+                       help="the lab's endpoints file (default: $LAB_ENDPOINTS_FILE, else .lab/endpoints.json)")
     group.add_argument("--lab-report-dir", default="", help="where phases.csv/json are written")
     group.add_argument(
         "--lab-metrics-port", type=int, default=-1,
@@ -79,7 +80,7 @@ def _configure(environment, **_kw) -> None:
         return
     try:
         profile = get_profile(options.lab_profile, Path(options.lab_profiles_file))
-        targets = load_targets(options.lab_topology, Path(options.lab_endpoints))
+        targets = load_targets(options.lab_topology, Path(options.lab_endpoints) if options.lab_endpoints else None)
         settings = Settings.load()
         port = options.lab_metrics_port
         if port < 0:

@@ -9,7 +9,6 @@ lab) for every reader and for bootstrap alike.
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 from dataclasses import dataclass
@@ -112,7 +111,7 @@ def _without_required(node: Any) -> Any:
 @cache
 def _reader_schema() -> dict[str, Any]:
     """The schema with every field optional: a partial file is read, a wrong one refused."""
-    relaxed = _without_required(copy.deepcopy(schema()))
+    relaxed = _without_required(schema())  # a new tree: the cached schema stays as it is
     relaxed["required"] = ["topologies"]
     return relaxed
 

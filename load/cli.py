@@ -15,9 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from labctl import mode, processes
+from lab_kernel import endpoints as contract
 from lab_kernel.settings import REPO_ROOT, Settings, SettingsError
 from load.profiles import PROFILES_FILE, ProfileError, get_profile, load_profiles
-from load.targets import ENDPOINTS_FILE, TargetError, label, load_targets
+from load.targets import TargetError, label, load_targets
 
 LOCUSTFILE = REPO_ROOT / "locustfile.py"
 REPORTS_DIR = REPO_ROOT / "reports"
@@ -33,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         cmd.add_argument("--topology", default=None,
                          help="a topology, both, all or a,b (default: $TOPOLOGIES, else both)")
         cmd.add_argument("--profiles-file", type=Path, default=PROFILES_FILE)
-        cmd.add_argument("--endpoints", type=Path, default=ENDPOINTS_FILE)
+        cmd.add_argument("--endpoints", type=Path, default=None,
+                         help="the lab's endpoints file (default: $LAB_ENDPOINTS_FILE, else .lab/endpoints.json)")
         cmd.add_argument("--reports", type=Path, default=REPORTS_DIR, help="parent of the run folder")
         cmd.add_argument("--metrics-port", type=int, default=None,
                          help="Prometheus port (default LAB_LOCUST_METRICS_PORT; 0 = off)")
@@ -58,7 +60,7 @@ def locust_argv(args: argparse.Namespace, report_dir: Path, settings: Settings) 
         sys.executable, "-m", "locust", "-f", str(LOCUSTFILE),
         # Locust has a --profile of its own: the lab's options are prefixed --lab-
         "--lab-profile", args.profile, "--lab-topology", args.topology,
-        "--lab-profiles-file", str(args.profiles_file), "--lab-endpoints", str(args.endpoints),
+        "--lab-profiles-file", str(args.profiles_file), "--lab-endpoints", str(args.endpoints or contract.default_path()),
         "--lab-report-dir", str(report_dir), "--lab-metrics-port", str(metrics_port),
         "--lab-metrics-host", metrics_host(settings, mode.last()),
         "--lab-progress-interval", str(args.progress_interval),

@@ -12,8 +12,6 @@ from pathlib import Path
 from lab_kernel import endpoints as contract
 from lab_kernel import topologies as catalogue
 
-# `$LAB_ENDPOINTS_FILE` selects another lab's file (a second, private lab), as bootstrap writes it
-ENDPOINTS_FILE = contract.default_path()
 TOPOLOGIES = catalogue.names()
 
 
@@ -42,10 +40,10 @@ def label(names: tuple[str, ...]) -> str:
 
 
 def load_targets(choice: str | None, path: Path | None = None) -> list[Target]:
+    """The notify URL of each chosen topology; `path` unset: `$LAB_ENDPOINTS_FILE` (another lab's
+    file, as bootstrap writes it), else `.lab/endpoints.json`, read now, not at import."""
     topologies = selected_topologies(choice)
     path = path or contract.default_path()
-    if not path.exists():
-        raise TargetError(f"{path} does not exist: run `make up` (it provisions the lab)")
     try:
         found = contract.load(path).topologies
     except contract.LabNotUp as error:

@@ -22,7 +22,7 @@ def _endpoints(tmp_path: Path) -> Path:
 
 @pytest.mark.parametrize(("argv", "message"), [
     (["run", "--profile", "nope"], "unknown profile 'nope': choose one of seed, seed-code, smoke"),
-    (["run", "--profile", "smoke"], "does not exist: run `make up`"),
+    (["run", "--profile", "smoke"], "missing.json: run `make up` first"),
 ])
 def test_bad_configuration_is_one_line_and_exit_2(tmp_path, capsys, argv, message) -> None:
     code = cli.main([*argv, "--endpoints", str(tmp_path / "missing.json"),
@@ -66,3 +66,11 @@ def test_metrics_listen_beyond_loopback_only_in_compose_mode(monkeypatch) -> Non
     assert cli.metrics_host(settings, "docker") == "0.0.0.0"
     monkeypatch.setenv("LAB_LOCUST_METRICS_HOST", "127.0.0.2")
     assert cli.metrics_host(Settings.load(), "docker") == "127.0.0.2"
+
+
+def test_without_endpoints_the_environments_file_is_read_when_the_command_runs(tmp_path, capsys, monkeypatch) -> None:
+    # a test (or a second, private lab) sets LAB_ENDPOINTS_FILE after the load package was imported
+    monkeypatch.setenv("LAB_ENDPOINTS_FILE", str(tmp_path / "other-lab.json"))
+    code = cli.main(["run", "--profile", "smoke", "--reports", str(tmp_path / "reports")])
+    assert code == 2
+    assert "other-lab.json: run `make up` first" in capsys.readouterr().err

@@ -61,7 +61,7 @@ def test_targets_from_endpoints_file(tmp_path: Path, monkeypatch) -> None:
         selected_topologies("nowhere")
     assert selected_topologies("all") == topologies.names()
     assert selected_topologies("flow-control,no-flow-control") == selected_topologies("both") == selected_topologies(None)
-    with pytest.raises(TargetError, match="does not exist: run `make up`"):
+    with pytest.raises(TargetError, match="no .*: run `make up` first"):
         load_targets("both", tmp_path / "missing.json")
     path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "http://b/_aws/execute-api/b/Prod/notify"}}}))
     with pytest.raises(TargetError, match="'no-flow-control' has no http"):
@@ -69,3 +69,4 @@ def test_targets_from_endpoints_file(tmp_path: Path, monkeypatch) -> None:
     path.write_text(json.dumps({"topologies": {"flow-control": {"notify_url": "ftp://x"}}}))
     with pytest.raises(TargetError, match="off its schema at topologies/flow-control/notify_url"):
         load_targets("flow-control", path)
+
