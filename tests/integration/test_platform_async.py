@@ -94,3 +94,33 @@ def test_120_eventbridge_events_of_3_s_reach_the_account_limit_of_100(localstack
     )
     assert metric(instance.url, "lab_events_matched_events_total", event_bus=bus, rule="run") == 120
     assert metric(instance.url, "lab_events_invocations_total", event_bus=bus, rule="run") == 120
+
+
+def test_a_throttled_event_is_kept_until_its_maximum_age_not_dropped_at_the_first_throttle(localstack):
+    # AWS retries a throttled async event (1 s, 2 s, 4 s ... apart) for as long as it is younger
+    # than MaximumEventAgeInSeconds. LocalStack judged it by the function-error retry's 60-s
+    # look-ahead, so with the smallest maximum age (60 s) it went to the on-failure destination at
+    # its first throttle, though the one environment it waited for was free 8 s later.
+    account = "121212121212"
+    function = deploy_function(localstack, account, SPAN_HANDLER, Timeout=30)
+    lam = localstack.client("lambda", account=account)
+    sqs = localstack.client("sqs", account=account)
+    failures = sqs.create_queue(QueueName=f"on-failure-{uuid.uuid4().hex[:6]}")["QueueUrl"]
+    failures_arn = sqs.get_queue_attributes(QueueUrl=failures, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lam.put_function_concurrency(FunctionName=function, ReservedConcurrentExecutions=1)
+    lam.put_function_event_invoke_config(
+        FunctionName=function, MaximumRetryAttempts=0, MaximumEventAgeInSeconds=60,
+        DestinationConfig={"OnFailure": {"Destination": failures_arn}})
+    # the first event holds the only environment for 8 s; the second is throttled meanwhile
+    for tag, sleep in (("holder", 8), ("waiter", 0)):
+        lam.invoke(FunctionName=function, InvocationType="Event", Payload=json.dumps({"tag": tag, "sleep": sleep}))
+        if tag == "holder":
+            wait_for(lambda: metric(localstack.url, "lab_lambda_concurrent_executions", function_name=function) >= 1,
+                     30, "the holder running")
+    wait_for(lambda: metric(localstack.url, "lab_lambda_throttles_total", function_name=function) >= 1, 30,
+             "the waiter throttled")
+    waiter = wait_for(lambda: spans(localstack, account, function, "waiter"), 60, "the waiter run once the holder is done")
+    holder = spans(localstack, account, function, "holder")
+    assert len(waiter) == 1 and len(holder) == 1 and waiter[0][0] >= holder[0][1] - 0.5, (holder, waiter)
+    dropped = sqs.receive_message(QueueUrl=failures, WaitTimeSeconds=1).get("Messages", [])
+    assert not dropped, f"sent to the on-failure destination: {dropped[0]['Body'][:300]}"

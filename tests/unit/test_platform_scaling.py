@@ -150,3 +150,13 @@ def test_a_capped_mapping_backs_off_below_its_maximum_and_returns_to_it():
     assert limit.allowed() == 8
     clock.now = 5
     assert limit.allowed() == 10
+
+
+def test_a_throttled_event_waits_its_back_off_until_its_maximum_age_then_only_what_is_left():
+    from lab_platform.async_invoke.scaling import retry_delay_within_age
+
+    assert [retry_delay_within_age(n, 0.0, 21600) for n in range(3)] == [1, 2, 4]
+    assert retry_delay_within_age(5, 50.0, 60) == 10  # 32 s of back-off, 10 s of age left
+    assert retry_delay_within_age(0, 59.6, 60) == 1  # never less than SQS's whole second
+    assert retry_delay_within_age(0, 60.0, 60) is None  # too old: the on-failure destination
+    assert retry_delay_within_age(9, 100.0, 21600) == 300
