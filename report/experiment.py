@@ -31,7 +31,7 @@ from lab_kernel import topologies as catalogue
 from lab_kernel.endpoints import Endpoints, LabNotUp
 from report.figures import PlatformSampler
 from report.overhead import PROBE_ACCOUNT, Overhead, Probe, Sample, summarise
-from report.run_order import AUTO, IN_TURNS, Decision, Work, decide
+from report.run_order import AUTO, IN_TURNS, Decision, Work, decide, turn_order
 from report.runs import REPORTS_DIR, RunWindow, from_folder
 from report.verdict import NFC, Criterion, predict, reproduced
 
@@ -281,9 +281,14 @@ def experiment(
     if check_only:
         return 0
     # in turns, the storm's topology first (the catalogue's order): the overhead probe measures
-    # the emulator beside it; side by side, one load drives every chosen topology at once
+    # the emulator beside it; then the shortest drains, so a drain cut short loads no later turn.
+    # Side by side, one load drives every chosen topology at once
     together = catalogue.BOTH if chosen == catalogue.catalogue().pair else ",".join(chosen)
-    plan = list(chosen) if decision.in_turns else [together]
+    drains = ({name: run.last_delivery_after_load for name, run in prev.simulation.topologies.items()}
+              if prev is not None and prev.simulation is not None else None)
+    plan = turn_order(chosen, drains) if decision.in_turns else [together]
+    if decision.in_turns and plan != list(chosen):
+        say(f"turns: {', '.join(plan)} (the longest simulated drains last)")
     delivery = next(iter(endpoints.topologies.values())).functions["delivery"]
     sampler = PlatformSampler(endpoints.localstack_urls, delivery).start()
     probe, idle, overhead = _start_probe(endpoints)

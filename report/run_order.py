@@ -241,3 +241,16 @@ def decide(
     elif requested != AUTO:
         reason = f"{order.replace('-', ' ')} ({ENV}={requested}); the check agrees: {reason}"
     return Decision(order, requested, checked, both, alone, cores, ceiling, cost, reason)
+
+
+def turn_order(chosen: Iterable[str], drains: dict[str, float] | None = None) -> list[str]:
+    """The order of the turns: the first chosen topology (the storm, whose turn the overhead probe
+    watches) first, then the others by their simulated drain, shortest first (catalogue order
+    on ties). A drain the experiment cuts short leaves its work running into the next turn (the
+    catalogue's smoke run: the circuit breaker's parked orders were still cycling through the
+    API destination's turn); last, it loads no other topology's turn."""
+    names = list(chosen)
+    if not names or not drains:
+        return names
+    first, rest = names[0], names[1:]
+    return [first, *sorted(rest, key=lambda name: drains.get(name, 0.0))]

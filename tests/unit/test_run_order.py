@@ -173,3 +173,13 @@ def test_the_machines_busy_cpu_is_every_state_but_idle_and_iowait():
     assert busy_seconds("cpu  100 5 50 1000 20 3 2 1 0 0\ncpu0 1 2 3 4 5 6 7 8\n") == pytest.approx(161 / ticks)
     with pytest.raises(CalibrationError):
         busy_seconds("intr 1 2 3\n")
+
+
+def test_turns_run_the_storm_first_then_the_shortest_drains():
+    from report.run_order import turn_order
+
+    chosen = ["no-flow-control", "flow-control", "circuit-breaker", "api-destination"]
+    drains = {"no-flow-control": 250.0, "flow-control": 600.0, "circuit-breaker": 2800.0, "api-destination": 200.0}
+    assert turn_order(chosen, drains) == ["no-flow-control", "api-destination", "flow-control", "circuit-breaker"]
+    assert turn_order(chosen, None) == chosen  # no simulation: the catalogue's order
+    assert turn_order(chosen, {}) == chosen
