@@ -264,8 +264,9 @@ def _delivery_function(c: Clients, p: Progress, s: str, topo: t.Topology, role_a
     if topo.delivery.reserved_concurrency:
         ensure_reserved_concurrency(c, p, s, t.DELIVERY, topo.delivery.reserved_concurrency)
     if topo.delivery.breaker:
-        # parked orders come back through the same function; no maximum concurrency, as `on` maps it
-        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1, None)
+        # parked orders come back through the same function, at most 10 at once (as `on` maps it)
+        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1,
+                                    t.BREAKER_RETRY_MAX_CONCURRENCY)
     return delivery_arn
 
 

@@ -64,6 +64,10 @@ BREAKER_TABLE = "lab-circuit-breaker"
 BREAKER_RETRY_QUEUE = "lab-delivery-retry"
 # Visibility above the function timeout (29 s) with margin, like the delivery queue's 150 s.
 BREAKER_RETRY_VISIBILITY_TIMEOUT = 150
+# The retry queue's mapping is capped like the flow-control queue's: uncapped, Lambda scales it by
+# 300 a minute while parked orders wait (AWS's SQS scaling), towards the account's limit, so the
+# fix's own queue throttled the shop's webhook (catalogue smoke run: delivery at 400, the limit).
+BREAKER_RETRY_MAX_CONCURRENCY = ESM_MAX_CONCURRENCY
 FAULTS_PARAMETER_PREFIX = "/lab/faults/"
 # The API-destination wiring: the bus calls the courier itself through an EventBridge API
 # destination paced at the courier's own rate (its usage plan's 10 requests/s), with the key sent

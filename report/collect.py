@@ -174,6 +174,10 @@ def collect(
     }
     recent |= just_accepted
     never_started -= just_accepted
+    # Parked by the circuit breaker (its PARKED line names the retry queue's message) and not
+    # started again since: the retry queue holds it, delayed up to 900 s, where no receive finds it.
+    parked = {cid for cid in idx.get(done_role, "PARKED")
+              if idx.last[(done_role, "PARKED", cid)] >= idx.last.get((done_role, "START", cid), 0)}
     pending = 0
     if delivery_q is not None:
         pending += delivery_q.unreadable + max(0, delivery_q.visible - delivery_q.messages_read)
@@ -189,7 +193,7 @@ def collect(
         accepted=frozenset(accepted),
         delivered=frozenset(delivered),
         dead_lettered=frozenset(dead),
-        queued=frozenset(delivery_q.correlation_ids if delivery_q else ()),
+        queued=frozenset(delivery_q.correlation_ids if delivery_q else ()) | frozenset(parked),
         running=frozenset(recent),
         pending_unattributed=pending,
     )

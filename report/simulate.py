@@ -27,7 +27,7 @@ import random
 from collections import Counter, deque
 from dataclasses import dataclass, field
 
-from bootstrap.topology import BREAKER_RETRY_VISIBILITY_TIMEOUT, COURIER_DESTINATION_RATE
+from bootstrap.topology import BREAKER_RETRY_MAX_CONCURRENCY, BREAKER_RETRY_VISIBILITY_TIMEOUT, COURIER_DESTINATION_RATE
 from lab_breaker import BreakerSettings, park_delay
 
 from lab_kernel.topologies import API_DESTINATION, ASYNC_INVOKE, SQS_ESM, Topology, Wiring, catalogue, selected
@@ -270,6 +270,7 @@ class _Run:
         self.parked: deque[int] = deque()
         self.parked_due: dict[int, list[int]] = {}
         self.parks: Counter[int] = Counter()  # times each order was parked: its next delay grows
+        self.retry_running = 0  # invocations of the retry queue's mapping (capped like flow control's)
         self.orders = 0
         self.now = 0.0  # the time of the event being handled
         self.last_direct_delivery = 0.0  # API destination: when the courier's last success answered
@@ -358,6 +359,7 @@ class _Run:
                     delay = (failures + 1) * ASYNC_RETRY_BASE_DELAY
                     self.at(now + delay, "invoke_async", account, order, failures + 1, 0)
         elif kind == "retry":
+            self.retry_running -= 1
             if not ok:
                 self.retry_later(source[1] + BREAKER_RETRY_VISIBILITY_TIMEOUT, account, [order])
             self.poll(now, account)
@@ -412,9 +414,8 @@ class _Run:
             order = self.visible.popleft()
             self.receives[order] += 1
             self.start_invocation(now, account, order, ("sqs", now))
-        # the retry queue's mapping has no maximum concurrency: the account's limit bounds it (its
-        # scale-up, 5 + 300 a minute, is not modelled)
-        while self.parked and account.breaker is not None:
+        # the retry queue's mapping: at most BREAKER_RETRY_MAX_CONCURRENCY invocations at once
+        while self.parked and account.breaker is not None and self.retry_running < BREAKER_RETRY_MAX_CONCURRENCY:
             if account.breaker.refuses(now):
                 self.park_all(now, account)
                 return
@@ -423,13 +424,14 @@ class _Run:
             # the invocation's first courier call is made now, before the next message is taken,
             # so the call that trips the circuit sends the rest of the queue to `park_all`
             account.result.delivery_invocations += 1
+            self.retry_running += 1
             self.attempt(now, account, self.parked.popleft(), ("retry", now), now, 1)
 
     def park_all(self, now: float, account: _Account) -> None:
         """The circuit is open: each visible parked order's invocation parks it again at once, no
         courier call, taking no time, so one free environment serves them all. Played out in one
         step, each order coming back after its own delay."""
-        if account.full("delivery"):
+        if account.full("delivery") or self.retry_running >= BREAKER_RETRY_MAX_CONCURRENCY:
             return  # the next invocation's end polls again
         count = len(self.parked)
         r = account.result

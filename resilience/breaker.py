@@ -2,7 +2,7 @@
 
 `on` creates what the breaker needs in each topology's account (DynamoDB table
 `lab-circuit-breaker`, retry queue `lab-delivery-retry` with an event source mapping back to the
-function so parked orders are delivered again) and sets the function's environment:
+function, at most 10 batches at once, so parked orders are delivered again) and sets the function's environment:
 `CIRCUIT_BREAKER=on`, `CB_TABLE`, `CB_RETRY_QUEUE_URL` and the thresholds (seed: failure 3,
 success 2, timeout 10 s). `off` sets `CIRCUIT_BREAKER=off` and keeps the table and queue, so
 orders already parked still drain. `reset` forces the shared circuit CLOSED.
@@ -22,6 +22,7 @@ from resilience.lab import Lab, LabError, Topology, fail, load_lab
 TABLE = BreakerSettings.table
 RETRY_QUEUE = topology.BREAKER_RETRY_QUEUE
 RETRY_VISIBILITY_TIMEOUT = topology.BREAKER_RETRY_VISIBILITY_TIMEOUT
+RETRY_MAX_CONCURRENCY = topology.BREAKER_RETRY_MAX_CONCURRENCY
 
 
 def ensure_table(ddb: Any, table: str = TABLE) -> None:
@@ -51,7 +52,8 @@ def ensure_retry_queue(sqs: Any, lam: Any, function: str, redrive: bool) -> str:
         existing = lam.list_event_source_mappings(FunctionName=function, EventSourceArn=arn)
         if not existing.get("EventSourceMappings"):
             lam.create_event_source_mapping(
-                FunctionName=function, EventSourceArn=arn, BatchSize=1, Enabled=True
+                FunctionName=function, EventSourceArn=arn, BatchSize=1, Enabled=True,
+                ScalingConfig={"MaximumConcurrency": RETRY_MAX_CONCURRENCY},
             )
     return url
 

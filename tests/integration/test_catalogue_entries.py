@@ -107,6 +107,9 @@ def test_each_fix_is_provisioned_as_its_catalogue_entry_says(instance, endpoints
         if not topo.delivery.breaker:
             continue
         assert variables["CB_RETRY_QUEUE_URL"] == sqs.get_queue_url(QueueName=t.BREAKER_RETRY_QUEUE)["QueueUrl"]
+        # capped: uncapped, the mapping scales towards the account's limit while parked orders wait
+        scaling = mappings["EventSourceMappings"][0].get("ScalingConfig") or {}
+        assert scaling.get("MaximumConcurrency") == t.BREAKER_RETRY_MAX_CONCURRENCY, scaling
         # the function starts with the breaker on: its shared circuit item is written at init
         event = {"detail-type": t.DETAIL_TYPE, "source": "lab.test",
                  "detail": {"order_id": "cb-1", "meta_data": {"correlation_id": "cb-1"}}}

@@ -111,6 +111,20 @@ def test_lost_once_everything_is_quiet():
     assert r.duplicates == {}
 
 
+def test_an_order_the_breaker_parked_is_in_flight_until_it_starts_again():
+    # parked 600 s ago with a delay of up to 900 s: on the retry queue, where no receive sees it
+    logs = {N: accepted(NOW - 900, "parked") + accepted(NOW - 900, "parked-then-gone") + accepted(NOW - 900, "done"),
+            D: [(NOW - 890, line("delivery-handler", "START", "parked")),
+                (NOW - 600, line("delivery-handler", "PARKED", "parked")),
+                (NOW - 890, line("delivery-handler", "PARKED", "parked-then-gone")),
+                (NOW - 600, line("delivery-handler", "START", "parked-then-gone")),
+                (NOW - 889, line("delivery-handler", "COMPLETED", "done"))]}
+    r, _ = run(logs, [{"correlation_id": {"S": "done"}, "deliveries": {"N": "1"}}], {})
+    assert r.ledger.lost_decidable
+    assert r.ledger.buckets["in_flight"] == {"parked"}
+    assert r.ledger.buckets["lost"] == {"parked-then-gone"}  # started again 600 s ago, then nothing
+
+
 def test_courier_logs_stand_in_for_an_unreadable_table():
     logs = {N: accepted(NOW - 900, "a") + accepted(NOW - 900, "b"),
             C: [(NOW - 880, line("slow-api", "COMPLETED", "a")), (NOW - 870, line("slow-api", "COMPLETED", "a"))]}
