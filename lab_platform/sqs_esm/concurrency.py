@@ -13,7 +13,8 @@ no figures; here each throttled invocation takes one batch from the allowance, d
 fewest concurrent batches AWS names), and the allowance grows back at the scale-up rate (300 a
 minute). A mapping held at the account's limit so settles near 5 throttles a second instead of
 re-trying every batch it holds: the circuit breaker's uncapped retry mapping, without this,
-re-tried 400 throttled batches every 2 s (249,223 throttles in the catalogue's smoke run).
+re-tried 400 throttled batches every 2 s (249,223 throttles in the catalogue's smoke run; the
+same storm with this back-off and parks jittered: 1,817; bootstrap now caps that mapping too).
 The same section says function errors reduce the allowance too; that is not modelled (the lab's
 mappings see few, and `report.simulate` holds a capped mapping at its maximum).
 """
