@@ -375,9 +375,9 @@ class _Run:
         and the invocation returns normally (Lambda counts a success; no async retry)."""
         account.result.parked += 1
         self.at(now, "end", account, order, source, PARKED)
-        self.retry_later(now + self.park_delay(order), account, [order])
+        self.retry_later(now + self.next_park_delay(order), account, [order])
 
-    def park_delay(self, order: int) -> int:
+    def next_park_delay(self, order: int) -> int:
         """The delivery function's own delay (lab_breaker.park_delay): longer at each park."""
         delay = park_delay(self.parks[order], BREAKER.reset_timeout_s, self.random)
         self.parks[order] += 1
@@ -440,7 +440,7 @@ class _Run:
         r.invocations_per_second[int(now)] += count
         account.outcome(now, True, count)
         for order in self.parked:
-            self.retry_later(now + self.park_delay(order), account, [order])
+            self.retry_later(now + self.next_park_delay(order), account, [order])
         self.parked.clear()
 
     # --- API destination: EventBridge calls the courier itself, paced, retrying ------------------

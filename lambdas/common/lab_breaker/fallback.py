@@ -1,8 +1,8 @@
 """Fallback that keeps the order: park it on a retry queue instead of dropping it.
 
-The retry queue is created by `python -m resilience.breaker on` with an event source mapping back
-to the delivery function and a delay of about the breaker's reset timeout, so a parked order comes
-back when the circuit may be half-open again. The message body is the order itself (the same JSON
+The retry queue is created by `python -m resilience.breaker on` (or bootstrap) with an event source
+mapping back to the delivery function; a parked order is delayed at least the breaker's reset
+timeout, so it comes back when the circuit may be half-open again. The message body is the order itself (the same JSON
 the delivery function receives), so the function needs no special case to handle it.
 
 A parked order waits longer each time it is parked again, with jitter (`park_delay`): with one
