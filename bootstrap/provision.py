@@ -124,10 +124,10 @@ def check_account_concurrency(c: Clients, p: Progress, scope: str, expected: int
     return limit
 
 
-def _breaker_resources(c: Clients, p: Progress, s: str) -> dict[str, str]:
-    """The circuit breaker on from the start (catalogue `breaker = true`), as `python -m
-    resilience.breaker on` switches it on later: its state table, the retry queue parked orders
-    wait on, and the environment that turns it on. Returns the variables for DeliveryFunction."""
+def breaker_resources(c: Clients, p: Progress, s: str) -> dict[str, str]:
+    """What the circuit breaker needs before its function starts, for the catalogue's `breaker =
+    true` and for `python -m resilience.breaker on` alike: its state table, the retry queue parked
+    orders wait on, and the environment that turns it on. Returns the function's variables."""
     try:
         ensure_table(c, p, s, t.BREAKER_TABLE, "name")
     except ServiceUnavailable as error:
@@ -137,6 +137,13 @@ def _breaker_resources(c: Clients, p: Progress, s: str) -> dict[str, str]:
                                 {"VisibilityTimeout": str(t.BREAKER_RETRY_VISIBILITY_TIMEOUT)})
     # thresholds and timeout are lab_breaker's defaults (failure 3, success 2, 10 s open)
     return {"CIRCUIT_BREAKER": "on", "CB_TABLE": t.BREAKER_TABLE, "CB_RETRY_QUEUE_URL": retry_url}
+
+
+def map_breaker_retry_queue(c: Clients, p: Progress, s: str, function: str) -> str:
+    """Parked orders come back through the same function, at most
+    BREAKER_RETRY_MAX_CONCURRENCY batches at once, reporting failed items as every lab mapping does."""
+    return ensure_event_source_mapping(c, p, s, function, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1,
+                                       t.BREAKER_RETRY_MAX_CONCURRENCY)
 
 
 # --- the delivery path, one provisioning unit per wiring kind (lab_kernel/topologies.toml) --------
@@ -245,7 +252,7 @@ WIRINGS: dict[str, WiringUnit] = {
 def _delivery_function(c: Clients, p: Progress, s: str, topo: t.Topology, role_arns: dict[str, str],
                        packages: dict[str, Package]) -> str:
     """DeliveryFunction with the catalogue's settings (reserved concurrency, breaker); its ARN."""
-    breaker_environment = _breaker_resources(c, p, s) if topo.delivery.breaker else {}
+    breaker_environment = breaker_resources(c, p, s) if topo.delivery.breaker else {}
     delivery_arn = ensure_function(
         c, p, s,
         FunctionSpec(
@@ -264,9 +271,7 @@ def _delivery_function(c: Clients, p: Progress, s: str, topo: t.Topology, role_a
     if topo.delivery.reserved_concurrency:
         ensure_reserved_concurrency(c, p, s, t.DELIVERY, topo.delivery.reserved_concurrency)
     if topo.delivery.breaker:
-        # parked orders come back through the same function, at most 10 at once (as `on` maps it)
-        ensure_event_source_mapping(c, p, s, t.DELIVERY, c.arn("sqs", t.BREAKER_RETRY_QUEUE), 1,
-                                    t.BREAKER_RETRY_MAX_CONCURRENCY)
+        map_breaker_retry_queue(c, p, s, t.DELIVERY)
     return delivery_arn
 
 

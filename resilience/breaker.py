@@ -11,51 +11,41 @@ orders already parked still drain. `reset` forces the shared circuit CLOSED.
 from __future__ import annotations
 
 import argparse
+import io
 import json
 from datetime import UTC, datetime
 from typing import Any
 
 from bootstrap import topology
+from bootstrap.aws import Clients
+from bootstrap.progress import Progress
+from bootstrap.provision import ProvisioningError, breaker_resources, map_breaker_retry_queue
+from bootstrap.resources import ensure_table
 from lab_breaker import BreakerSettings
 from resilience.lab import Lab, LabError, Topology, fail, load_lab
 
-TABLE = BreakerSettings.table
+TABLE = topology.BREAKER_TABLE
 RETRY_QUEUE = topology.BREAKER_RETRY_QUEUE
-RETRY_VISIBILITY_TIMEOUT = topology.BREAKER_RETRY_VISIBILITY_TIMEOUT
-RETRY_MAX_CONCURRENCY = topology.BREAKER_RETRY_MAX_CONCURRENCY
 
 
-def ensure_table(ddb: Any, table: str = TABLE) -> None:
+def _provisioning(lab: Lab, topology: Topology) -> tuple[Clients, Progress]:
+    """Bootstrap's own clients and helpers, so `on` creates exactly what the catalogue's breaker
+    topology gets (the same table, queue and mapping settings); their progress lines are not shown."""
+    url = topology.localstack_url or lab.localstack_url
+    return Clients(url, topology.account, topology.region), Progress(out=io.StringIO())
+
+
+def ensure_breaker(lab: Lab, topology: Topology, function: str, redrive: bool) -> dict[str, str]:
+    """The breaker's table and retry queue, and the mapping back to `function` unless `redrive`
+    is off; the variables that switch the function's breaker on."""
+    c, p = _provisioning(lab, topology)
     try:
-        ddb.describe_table(TableName=table)
-        return
-    except ddb.exceptions.ResourceNotFoundException:
-        pass
-    ddb.create_table(
-        TableName=table,
-        KeySchema=[{"AttributeName": "name", "KeyType": "HASH"}],
-        AttributeDefinitions=[{"AttributeName": "name", "AttributeType": "S"}],
-        BillingMode="PAY_PER_REQUEST",
-    )
-    ddb.get_waiter("table_exists").wait(TableName=table, WaiterConfig={"Delay": 1, "MaxAttempts": 60})
-
-
-def ensure_retry_queue(sqs: Any, lam: Any, function: str, redrive: bool) -> str:
-    url = sqs.create_queue(
-        QueueName=RETRY_QUEUE,
-        Attributes={"VisibilityTimeout": str(RETRY_VISIBILITY_TIMEOUT)},
-    )["QueueUrl"]
+        environment = breaker_resources(c, p, topology.name)
+    except ProvisioningError as exc:
+        raise LabError(str(exc)) from None
     if redrive:
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
-            "QueueArn"
-        ]
-        existing = lam.list_event_source_mappings(FunctionName=function, EventSourceArn=arn)
-        if not existing.get("EventSourceMappings"):
-            lam.create_event_source_mapping(
-                FunctionName=function, EventSourceArn=arn, BatchSize=1, Enabled=True,
-                ScalingConfig={"MaximumConcurrency": RETRY_MAX_CONCURRENCY},
-            )
-    return url
+        map_breaker_retry_queue(c, p, topology.name, function)
+    return environment
 
 
 def update_environment(lam: Any, function: str, changes: dict[str, str]) -> dict[str, str]:
@@ -72,13 +62,9 @@ def update_environment(lam: Any, function: str, changes: dict[str, str]) -> dict
 
 
 def switch_on(lab: Lab, topology: Topology, function: str, args: argparse.Namespace) -> str:
-    ddb, sqs, lam = (lab.client(s, topology) for s in ("dynamodb", "sqs", "lambda"))
-    ensure_table(ddb)
-    url = ensure_retry_queue(sqs, lam, function, redrive=not args.no_redrive)
-    update_environment(lam, function, {
-        "CIRCUIT_BREAKER": "on",
-        "CB_TABLE": TABLE,
-        "CB_RETRY_QUEUE_URL": url,
+    environment = ensure_breaker(lab, topology, function, redrive=not args.no_redrive)
+    update_environment(lab.client("lambda", topology), function, {
+        **environment,
         "CB_FAILURE_THRESHOLD": str(args.failure_threshold),
         "CB_SUCCESS_THRESHOLD": str(args.success_threshold),
         "CB_TIMEOUT_SECONDS": str(args.timeout),
@@ -136,9 +122,9 @@ def show_status(lab: Lab, topology: Topology, function: str, args: argparse.Name
 def reset(lab: Lab, topology: Topology, function: str, args: argparse.Namespace) -> str:
     from lab_breaker import DynamoDBCircuitStorage
 
-    ddb = lab.client("dynamodb", topology)
-    ensure_table(ddb)
-    DynamoDBCircuitStorage(TABLE, "courier", ddb).force("closed")
+    c, p = _provisioning(lab, topology)
+    ensure_table(c, p, topology.name, TABLE, "name")
+    DynamoDBCircuitStorage(TABLE, "courier", lab.client("dynamodb", topology)).force("closed")
     return "circuit forced CLOSED (counters and probe lease cleared)"
 
 

@@ -112,9 +112,12 @@ def test_breaker_opens_probes_once_closes_and_keeps_every_order(localstack, cour
     name = deploy(localstack, CLIENT, ACCOUNT, Timeout=20, MemorySize=256)
     assert breaker_cli.main(["on", "--function", name, "--topology", "flow-control",
                              "--endpoint-url", localstack.url, "--timeout", "3"]) == 0
-    # the redrive mapping is capped, as bootstrap maps it (bootstrap.topology)
+    # the redrive mapping is the one bootstrap gives the catalogue's breaker: capped, and
+    # reporting failed items (bootstrap.provision.map_breaker_retry_queue)
     redrive = localstack.client("lambda", account=ACCOUNT).list_event_source_mappings(FunctionName=name)
-    assert [m.get("ScalingConfig") for m in redrive["EventSourceMappings"]] == [{"MaximumConcurrency": 10}]
+    mappings = redrive["EventSourceMappings"]
+    assert [m.get("ScalingConfig") for m in mappings] == [{"MaximumConcurrency": 10}]
+    assert [m.get("FunctionResponseTypes") for m in mappings] == [["ReportBatchItemFailures"]]
 
     def order(tag: str) -> dict:
         return {"order_id": f"{tag}-{uuid.uuid4().hex[:6]}", "url": courier.url,
