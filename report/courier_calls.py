@@ -56,8 +56,13 @@ def courier_calls(lines: list[LogLine]) -> list[CourierCall]:
 
 
 def per_minute(calls: list[CourierCall], load_start: float) -> list[CallMinute]:
+    """The calls from the load's start on, by minute. Calls before it are not the run's: the
+    experiment's calibration sends orders and then floods the courier with 429s just before the
+    load, and a 429 there would leave the run no unloaded minute."""
     minutes: dict[int, list[CourierCall]] = {}
     for call in calls:
+        if call.at < load_start:
+            continue
         minutes.setdefault(int((call.at - load_start) // 60), []).append(call)
     out = []
     for minute, own in sorted(minutes.items()):

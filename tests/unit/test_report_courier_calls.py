@@ -31,6 +31,16 @@ def test_calls_per_minute_against_the_unloaded_success():
     assert abs(rows[1].throttled_p50 - 0.01) < 1e-9
 
 
+def test_calls_before_the_load_are_not_the_runs():
+    # the experiment's calibration: its orders' deliveries meet its flood of 429s just before the load
+    lines = call("calibration", 990, 0.01, 429)
+    for i in range(30):
+        lines += call(f"a{i}", 1000 + i, 1.0, 200)
+    rows = per_minute(courier_calls(lines), 1000)
+    assert [(r.minute, r.successes, r.throttled) for r in rows] == [(0, 30, 0)]
+    assert unloaded_success_p50(rows) == 1.0
+
+
 def test_no_unloaded_minute_no_ratio():
     rows = per_minute(courier_calls(call("x", 0, 0.01, 429)), 0)
     assert unloaded_success_p50(rows) is None and worst_slowdown(rows) is None
