@@ -20,7 +20,10 @@ is read at most every `DESCRIBE_TTL_SECONDS` per destination (a changed rate app
 is the connection's authorization: LocalStack's `add_api_destination_authorization` calls
 DescribeConnection and GetSecretValue for every event (AWS caches a connection's credentials, and an
 OAuth token until it expires); here it runs once per read, into headers, body parameters and
-endpoint that every event then takes.
+endpoint that every event then takes. Measured (`benchmarks.order_cost --topology api-destination`,
+steady 5 orders/s, 2 cores, old and new code in turns, twice): requests per order events 2.02 ->
+1.04, secretsmanager 1.00 -> 0.02; the rules thread 10.1-10.9 -> 6.5-6.9 ms of CPU per order;
+LocalStack 39.7-43.2 -> 34.3-37.9 ms per order.
 Measured (tests/integration/test_platform_api_destination.py, 2 cores, host mode): 40 events put
 at once reach a recorder API at 9.9-10.1 requests/s (3 runs; busiest second 11, the API's own
 latency jitter) with a limit of 10; 5 events answered 502 for 3 s are all delivered after 15-19
