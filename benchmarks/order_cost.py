@@ -235,7 +235,7 @@ def print_cost(label: str, diff: dict, count: int, unit: str) -> dict[str, float
 def run(topology: str, seconds: float, extra_env: dict[str, str]) -> dict[str, dict[str, float]]:
     from bootstrap.progress import Progress
     from bootstrap.provision import provision_all
-    from bootstrap.topology import TOPOLOGIES
+    from lab_kernel import topologies as catalogue
     from lab_kernel.settings import Settings
     from tests.support import localstack as ls
 
@@ -244,9 +244,8 @@ def run(topology: str, seconds: float, extra_env: dict[str, str]) -> dict[str, d
         print(f"LocalStack on {instance.url} (pid {instance.pid}); provisioning the lab", flush=True)
         endpoints_file = Path(tempfile.mkdtemp(prefix="lab-bench-")) / "endpoints.json"
         # only the measured topology: any entry of the catalogue, not only the default pair
-        measured = tuple(t for t in TOPOLOGIES if t.name == topology)
         endpoints = provision_all(instance.url, Settings.load(), endpoints_file=endpoints_file, progress=Progress(),
-                                  topologies=measured)
+                                  topologies=(catalogue.get(topology),))
         topo = endpoints["topologies"][topology]
         seen: dict[int, tuple[str, float, float]] = {}
         print(f"warm-up: {WARMUP_SECONDS:.0f} s at {ORDERS_PER_SECOND:g} orders/s on {topology}", flush=True)
